@@ -1,0 +1,1 @@
+"""Data layer: real-format readers, synthetic generator, shard writer, streaming loader."""

@@ -1,0 +1,79 @@
+"""Dataset-independent annotation records: videos, weak labels, timed events, quirk counts."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+class AnnotationError(ValueError):
+    """An annotation file is malformed; the message names the file and the row or key."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One annotated event: `label` in `modality` from `onset` to `offset` seconds."""
+
+    label: str
+    modality: Literal["audio", "visual", "av"]
+    onset: float
+    offset: float
+
+
+@dataclass
+class VideoRecord:
+    """One video: its weak (video-level) labels and, where annotated, its dense events."""
+
+    vid: str
+    labels: tuple[str, ...]
+    duration: float
+    events: Optional[list[Event]] = None  # None: no dense annotation (training splits)
+
+    def meta(self) -> dict:
+        """JSON-able meta stored beside the features in a shard."""
+        out = {"vid": self.vid, "labels": list(self.labels), "duration": self.duration}
+        if self.events is not None:
+            out["events"] = [[e.label, e.modality, e.onset, e.offset] for e in self.events]
+        return out
+
+
+@dataclass
+class Annotations:
+    """All splits of one dataset, the class list, and the counted quirks of the files."""
+
+    dataset: str
+    classes: list[str]
+    splits: dict[str, list[VideoRecord]]
+    quirks: Counter = field(default_factory=Counter)
+
+    def split(self, name: str) -> list[VideoRecord]:
+        if name not in self.splits:
+            raise AnnotationError(f"{self.dataset}: no split {name!r} (have {sorted(self.splits)})")
+        return self.splits[name]
+
+    def report(self) -> list[str]:
+        """One line per counted quirk, for logs."""
+        return [f"{self.dataset}: {k}: {v}" for k, v in sorted(self.quirks.items()) if v]
+
+
+def segment_labels(events: list[Event], classes: list[str], num_segments: int,
+                   segment_s: float = 1.0) -> np.ndarray:
+    """Dense segment ground truth from events, `GT[m, c, onset:offset] = 1`.
+
+    Returns (2, C, T) uint8 for m in (audio, visual); an `av` event marks both.
+    Onsets and offsets are in seconds and converted with `round(x / segment_s)`,
+    so LLP's integer seconds give exactly `GT[c, onset:offset] = 1`; zero-length
+    events add nothing and overlapping events form a union.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    gt = np.zeros((2, len(classes), num_segments), np.uint8)
+    for e in events:
+        lo, hi = int(round(e.onset / segment_s)), int(round(e.offset / segment_s))
+        rows = (0, 1) if e.modality == "av" else ((0,) if e.modality == "audio" else (1,))
+        for m in rows:
+            gt[m, index[e.label], lo:hi] = 1
+    return gt

@@ -1,0 +1,62 @@
+"""Safe decoding of one shard sample: `.npy` with pickle off and `.json`, everything checked.
+
+Any other member type (`.pyd`, `.pickle`, `.pth`, ...) is refused without being
+decoded. Shapes, dtype, finiteness and labels are checked against the manifest.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from avvp_dist.data.shards import Manifest, ShardError
+
+DECODED = ("json", "npy")
+
+
+def decode_sample(raw: dict, manifest: Manifest, where: str) -> tuple[str, dict[str, np.ndarray], dict]:
+    """(key, {feature: (T, D) array}, meta) from WebDataset's grouped member dict.
+
+    `raw` maps `__key__` to the key and each member suffix (`json`, `vggish.npy`)
+    to its bytes; `where` names the shard in errors.
+    """
+    key = raw.get("__key__", "?")
+    at = f"{where}: sample {key!r}"
+    for suffix in raw:
+        if suffix.startswith("__"):
+            continue
+        if suffix.rsplit(".", 1)[-1] not in DECODED:
+            raise ShardError(f"{at}: member '.{suffix}' refused (only .npy and .json are decoded; "
+                             "pickle-type members are never loaded)", "refused_member")
+    if "json" not in raw:
+        raise ShardError(f"{at}: missing key 'json' (labels and meta)", "missing_key")
+    try:
+        meta = json.loads(raw["json"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ShardError(f"{at}: 'json' is not valid JSON ({e})", "bad_json") from e
+    known = set(manifest.classes)
+    bad = [c for c in meta.get("labels", []) if c not in known]
+    if not isinstance(meta.get("labels"), list) or bad:
+        raise ShardError(f"{at}: labels {bad or meta.get('labels')!r} not in the class list", "unknown_label")
+    feats, lengths = {}, set()
+    for f in manifest.features:
+        name = f"{f['name']}.npy"
+        if name not in raw:
+            raise ShardError(f"{at}: missing feature key {name!r}", "missing_key")
+        try:
+            arr = np.load(io.BytesIO(raw[name]), allow_pickle=False)
+        except ValueError as e:
+            raise ShardError(f"{at}: {name!r} is not a plain .npy array ({e})", "bad_npy") from e
+        if arr.dtype != np.dtype(manifest.dtype):
+            raise ShardError(f"{at}: {name!r} has dtype {arr.dtype}, manifest says {manifest.dtype}", "bad_dtype")
+        if arr.ndim != 2 or arr.shape[1] != f["dim"] or (f["steps"] and arr.shape[0] != f["steps"]) or not arr.shape[0]:
+            want = (f["steps"] or "T", f["dim"])
+            raise ShardError(f"{at}: {name!r} has shape {arr.shape}, manifest says {want}", "bad_shape")
+        if not np.isfinite(arr).all():
+            raise ShardError(f"{at}: {name!r} contains NaN or Inf", "not_finite")
+        feats[f["name"]] = arr
+        lengths.add(arr.shape[0])
+    if len(lengths) > 1:
+        raise ShardError(f"{at}: features have different lengths {sorted(lengths)}", "bad_shape")
+    return key, feats, meta

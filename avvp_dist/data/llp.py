@@ -1,0 +1,144 @@
+"""Reader for LLP's published annotation CSVs (weak labels, dense audio/visual events).
+
+Files (tab-separated, with a header), all in one folder:
+`AVVP_train.csv`, `AVVP_val_pd.csv`, `AVVP_test_pd.csv`: `filename<TAB>event_labels`;
+`AVVP_eval_audio.csv`, `AVVP_eval_visual.csv`: `filename onset offset event_labels`.
+
+Policy for the quirks of the real files (counted in `Annotations.quirks`, never an error):
+dense rows of ids in no split are ignored; zero-length rows and the one reversed row
+(`onset > offset`) add nothing, as `GT[c, onset:offset] = 1` does; overlapping
+rows of one class are a union; dense labels missing from the weak labels are kept as GT.
+"""
+from __future__ import annotations
+
+import csv
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from avvp_dist.data.annotations import AnnotationError, Annotations, Event, VideoRecord
+
+LLP_CLASSES = [
+    "Speech", "Car", "Cheering", "Dog", "Cat", "Frying_(food)", "Basketball_bounce",
+    "Fire_alarm", "Chainsaw", "Cello", "Banjo", "Singing", "Chicken_rooster",
+    "Violin_fiddle", "Vacuum_cleaner", "Baby_laughter", "Accordion", "Lawn_mower",
+    "Motorcycle", "Helicopter", "Acoustic_guitar", "Telephone_bell_ringing",
+    "Baby_cry_infant_cry", "Blender", "Clapping",
+]
+LLP_SEGMENTS = 10  # one-second segments per 10 s clip
+WEAK_FILES = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
+DENSE_FILES = {"audio": "AVVP_eval_audio.csv", "visual": "AVVP_eval_visual.csv"}
+WEAK_HEADER = ["filename", "event_labels"]
+DENSE_HEADER = ["filename", "onset", "offset", "event_labels"]
+
+
+def _read_tsv(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
+    """Rows of a tab-separated file as (line number, fields), header checked."""
+    if not path.is_file():
+        raise AnnotationError(f"{path}: file not found")
+    with open(path, newline="") as f:
+        lines = list(csv.reader(f, delimiter="\t"))
+    if not lines:
+        raise AnnotationError(f"{path}: empty file (expected header {header})")
+    if lines[0] != header:
+        got = "\t".join(lines[0])
+        hint = " (is it comma-separated? LLP files are tab-separated)" if "\t" not in got and "," in got else ""
+        raise AnnotationError(f"{path}: expected tab-separated header {header}, got {lines[0]}{hint}")
+    rows = []
+    for n, fields in enumerate(lines[1:], start=2):
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            raise AnnotationError(f"{path}:{n}: expected {len(header)} tab-separated columns, got {len(fields)}: {fields}")
+        rows.append((n, fields))
+    return rows
+
+
+def _check_label(path: Path, line: int, label: str, classes: set[str]) -> str:
+    if label not in classes:
+        raise AnnotationError(f"{path}:{line}: label {label!r} is not an LLP class")
+    return label
+
+
+def read_weak_csv(path: Path, classes: list[str] = LLP_CLASSES) -> dict[str, tuple[str, ...]]:
+    """`{video id: weak labels}` from one split CSV; duplicates, unknown labels, empty: errors."""
+    known = set(classes)
+    out: dict[str, tuple[str, ...]] = {}
+    for line, (vid, labels) in _read_tsv(path, WEAK_HEADER):
+        if vid in out:
+            raise AnnotationError(f"{path}:{line}: duplicate video id {vid!r}")
+        names = [s for s in labels.split(",") if s]
+        if not names:
+            raise AnnotationError(f"{path}:{line}: video {vid!r} has no labels")
+        out[vid] = tuple(_check_label(path, line, s, known) for s in names)
+    if not out:
+        raise AnnotationError(f"{path}: empty split (no videos)")
+    return out
+
+
+def read_dense_csv(path: Path, classes: list[str] = LLP_CLASSES) -> list[tuple[int, str, int, int, str]]:
+    """Rows (line, video id, onset, offset, label) of a dense CSV, integer seconds checked."""
+    known = set(classes)
+    rows = []
+    for line, (vid, on, off, label) in _read_tsv(path, DENSE_HEADER):
+        try:
+            onset, offset = int(on), int(off)
+        except ValueError:
+            raise AnnotationError(f"{path}:{line}: onset/offset {on!r}/{off!r} are not integer seconds") from None
+        if not (0 <= onset <= LLP_SEGMENTS and 0 <= offset <= LLP_SEGMENTS):
+            raise AnnotationError(f"{path}:{line}: onset and offset must lie in 0..{LLP_SEGMENTS}, got {onset}, {offset}")
+        rows.append((line, vid, onset, offset, _check_label(path, line, label, known)))
+    return rows
+
+
+def _count_overlaps(spans: list[tuple[int, int]]) -> tuple[int, int]:
+    """(overlapping pairs, rows in some overlap) among one class's rows in one video."""
+    pairs, rows = 0, set()
+    for i in range(len(spans)):
+        for j in range(i + 1, len(spans)):
+            if max(spans[i][0], spans[j][0]) < min(spans[i][1], spans[j][1]):
+                pairs += 1
+                rows.update((i, j))
+    return pairs, len(rows)
+
+
+def read_llp_annotations(folder: str | Path) -> Annotations:
+    """All LLP splits with dense events for val/test, quirks counted per DESIGN policy."""
+    folder = Path(folder)
+    weak = {split: read_weak_csv(folder / name) for split, name in WEAK_FILES.items()}
+    seen: dict[str, str] = {}
+    for split, videos in weak.items():
+        for vid in videos:
+            if vid in seen:
+                raise AnnotationError(f"{folder}: video {vid!r} is in both {seen[vid]} and {split}")
+            seen[vid] = split
+    dense_ids = {vid for split in ("val", "test") for vid in weak[split]}
+    quirks: Counter = Counter()
+    events: dict[str, list[Event]] = defaultdict(list)
+    for modality, name in DENSE_FILES.items():
+        path = folder / name
+        spans: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        for line, vid, onset, offset, label in read_dense_csv(path):
+            quirks[f"zero_length_rows/{modality}"] += onset == offset
+            quirks[f"reversed_rows/{modality}"] += onset > offset  # GT[c, 9:0] is empty
+            if vid not in dense_ids:
+                quirks[f"dense_rows_outside_splits/{modality}"] += 1
+                continue
+            quirks[f"dense_rows/{modality}"] += 1
+            quirks[f"dense_labels_outside_weak/{modality}"] += label not in weak[seen[vid]][vid]
+            spans[(vid, label)].append((onset, offset))
+            events[vid].append(Event(label, modality, float(onset), float(offset)))
+        for group in spans.values():
+            pairs, rows = _count_overlaps(group)
+            quirks[f"overlapping_row_pairs/{modality}"] += pairs
+            quirks[f"overlapping_rows/{modality}"] += rows
+    for vid in dense_ids:
+        annotated = {e.label for e in events.get(vid, ())}
+        quirks["weak_labels_without_dense"] += sum(c not in annotated for c in weak[seen[vid]][vid])
+    splits = {
+        split: [
+            VideoRecord(vid, labels, float(LLP_SEGMENTS), events.get(vid, []) if split != "train" else None)
+            for vid, labels in videos.items()
+        ]
+        for split, videos in weak.items()
+    }
+    return Annotations("llp", list(LLP_CLASSES), splits, quirks)

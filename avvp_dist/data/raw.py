@@ -1,0 +1,49 @@
+"""A raw dataset folder (annotations + per-video `.npy`) as a stream of samples for sharding."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+from avvp_dist.data.annotations import Annotations, VideoRecord
+from avvp_dist.data.config import DataConfig, FeatureSpec
+from avvp_dist.data.features import FeatureError, read_video_features
+from avvp_dist.data.llp import read_llp_annotations
+from avvp_dist.data.unav100 import read_unav100_annotations
+
+
+def read_annotations(cfg: DataConfig) -> Annotations:
+    """The annotation files under `cfg.root`, by dataset."""
+    if not cfg.root:
+        raise ValueError("data.root is not set: the folder with the annotation files")
+    root = Path(cfg.root)
+    return read_llp_annotations(root) if cfg.dataset == "llp" else read_unav100_annotations(root)
+
+
+def features_dir(cfg: DataConfig) -> Path:
+    return Path(cfg.features_dir) if cfg.features_dir else Path(cfg.root) / "features"
+
+
+def shard_features(specs: list[FeatureSpec]) -> list[dict]:
+    """Manifest entries: the shapes as stored in shards (after pooling)."""
+    return [{"name": s.name, "modality": s.modality, "dim": s.dim, "steps": s.out_steps} for s in specs]
+
+
+def raw_samples(records: list[VideoRecord], cfg: DataConfig, counts: Counter) -> Iterator[tuple[str, dict, dict]]:
+    """(key, features, meta) per video; a bad feature file raises, or under `on_error=skip`
+    is skipped and counted in `counts` (`skipped/<reason>`) with the file named in the log."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    folder, specs = features_dir(cfg), cfg.feature_specs()
+    for rec in records:
+        try:
+            feats = read_video_features(rec.vid, specs, folder, cfg.id_chars, counts)
+        except FeatureError as e:
+            if cfg.on_error == "raise":
+                raise
+            reason = "missing_feature_file" if "not found" in str(e) else "bad_feature_file"
+            counts[f"skipped/{reason}"] += 1
+            log.warning("skipping video %s: %s", rec.vid, e)
+            continue
+        yield rec.vid, feats, rec.meta()

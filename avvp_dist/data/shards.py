@@ -1,0 +1,175 @@
+"""Deterministic WebDataset shard writer and the `manifest.json` that describes the shards.
+
+One sample per video: `<key>.json` (labels, events, duration) then one
+`<key>.<feature>.npy` per feature, in the manifest's feature order. Tar headers
+carry a fixed mtime, owner and mode, so the same input gives byte-identical shards.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+FORMAT = "avvp_dist-shards/1"
+
+
+class ShardError(ValueError):
+    """A shard or its manifest is wrong; the message names the shard and sample key.
+
+    `kind` is a short category used to count skips under `on_error=skip`.
+    """
+
+    def __init__(self, message: str, kind: str = "bad_shard"):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class ShardInfo:
+    name: str
+    count: int
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class Manifest:
+    """What a shard folder holds: counts, shapes, dtype, classes, checksums."""
+
+    dataset: str
+    split: str
+    classes: list[str]
+    dtype: str
+    features: list[dict]  # [{name, modality, dim, steps}], steps 0 = variable length
+    shards: list[ShardInfo]
+    report: dict = field(default_factory=dict)  # reader quirks and skips while writing
+    format: str = FORMAT
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s.count for s in self.shards)
+
+    def save(self, folder: Path) -> None:
+        data = asdict(self)
+        data["num_samples"] = self.num_samples
+        tmp = folder / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, folder / MANIFEST)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Manifest":
+        path = Path(folder) / MANIFEST
+        if not path.is_file():
+            raise ShardError(f"{path}: no manifest (write shards with `avvp-dist shard`)")
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != FORMAT:
+                raise ShardError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
+            data.pop("num_samples", None)
+            data["shards"] = [ShardInfo(**s) for s in data["shards"]]
+            manifest = cls(**data)
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ShardError(f"{path}: malformed manifest ({e})") from e
+        if not manifest.shards:
+            raise ShardError(f"{path}: lists no shards")
+        return manifest
+
+    def verify(self, folder: str | Path, checksums: bool = True) -> None:
+        """Every shard exists with the recorded size (and sha256): else a `ShardError`."""
+        for s in self.shards:
+            path = Path(folder) / s.name
+            if not path.is_file():
+                raise ShardError(f"{path}: listed in the manifest but missing")
+            size = path.stat().st_size
+            if size != s.bytes:
+                raise ShardError(f"{path}: {size} bytes, manifest says {s.bytes} (truncated or rewritten?)")
+            if checksums and _sha256(path) != s.sha256:
+                raise ShardError(f"{path}: sha256 differs from the manifest")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 0, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def sample_members(key: str, features: dict[str, np.ndarray], meta: dict,
+                   order: list[str], dtype: str) -> Iterator[tuple[str, bytes]]:
+    """(member name, bytes) of one sample, in the fixed order json, then features."""
+    if not key or any(ch in key for ch in "./") or key.startswith("__"):
+        raise ShardError(f"sample key {key!r}: keys may not be empty, contain '.' or '/', or start with '__'")
+    yield f"{key}.json", json.dumps(meta, sort_keys=True).encode()
+    for name in order:
+        yield f"{key}.{name}.npy", npy_bytes(features[name].astype(dtype))
+
+
+def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, *, dataset: str, split: str,
+                 classes: list[str], features: list[dict], dtype: str = "float16",
+                 samples_per_shard: int = 256, report: dict | None = None,
+                 progress: bool = False, total: int | None = None) -> Manifest:
+    """Writes `<split>-NNNNN.tar` shards and `manifest.json` into `folder`.
+
+    `samples` yields (key, {feature name: (T, D) array}, meta). Each shard is written
+    to a temporary name and renamed when complete; the manifest is written last.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    order = [f["name"] for f in features]
+    shards: list[ShardInfo] = []
+    if progress:
+        from tqdm import tqdm
+        samples = tqdm(samples, total=total, desc=f"shard {dataset}/{split}", unit="video")
+    tar, count, seen = None, 0, set()
+
+    def close() -> None:
+        nonlocal tar
+        tar.close()
+        name = f"{split}-{len(shards):05d}.tar"
+        tmp = folder / (name + ".tmp")
+        os.replace(tmp, folder / name)
+        shards.append(ShardInfo(name, count, _sha256(folder / name), (folder / name).stat().st_size))
+        tar = None
+
+    for key, feats, meta in samples:
+        if key in seen:
+            raise ShardError(f"{folder}: duplicate sample key {key!r}")
+        seen.add(key)
+        if tar is None:
+            tar = tarfile.open(folder / f"{split}-{len(shards):05d}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
+            count = 0
+        for name, data in sample_members(key, feats, meta, order, dtype):
+            _add(tar, name, data)
+        count += 1
+        if count == samples_per_shard:
+            close()
+    if tar is not None:
+        close()
+    if not shards:
+        raise ShardError(f"{folder}: no samples to write for {dataset}/{split}")
+    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report or {})
+    manifest.save(folder)
+    return manifest

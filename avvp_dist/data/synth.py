@@ -1,0 +1,313 @@
+"""Synthetic AVVP datasets in the real on-disk formats, with planted segment-level truth.
+
+What is planted (version `SYNTH_VERSION`; see docs/synthetic-data.md for the why):
+- every class has a prototype direction per feature space; classes come in
+  confusable pairs whose prototypes share a component (`confusion`);
+- an event adds its class prototype, with a random amplitude, to the segments it
+  covers, in the modality it belongs to: audio-only, visual-only or both, with
+  events of different lengths and several per video;
+- video-level context: every labelled class adds a weak copy of its prototype to
+  *all* segments (`context`), which makes an MIL classifier fire everywhere;
+- cross-modal leakage: an event of one modality adds a weak copy to the other
+  modality's features (`leakage`); a per-video scene vector, shared nuisance
+  directions, and Gaussian noise (frame-level for the 8 fps res152 rows);
+- UnAV-100 videos also get unannotated single-modality distractor events, since
+  only audio-visual events count there.
+Label sets and dense timings come from the real annotation files when
+`annotations` is given (LLP val/test: the real dense events; LLP train: for each
+weak label, the audio/visual pattern of a real val/test video of that class;
+UnAV-100: real durations and segments); otherwise they are generated.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import string
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from avvp_dist.data.annotations import SPLITS, Event, VideoRecord
+from avvp_dist.data.config import FeatureSpec, default_features
+from avvp_dist.data.llp import DENSE_FILES, LLP_CLASSES, LLP_SEGMENTS, WEAK_FILES, read_llp_annotations
+from avvp_dist.data.unav100 import UNAV_FEATURE_HOP_S, read_unav100_annotations
+
+SYNTH_VERSION = "1"
+
+
+@dataclass
+class SynthConfig:
+    """Synthetic dataset: sizes, source of label statistics, and difficulty knobs."""
+
+    dataset: str = "llp"  # llp | unav100 (checked in __post_init__)
+    out: str = ""  # default: <run_dir>/raw
+    annotations: str = ""  # real annotation folder/file to copy label statistics from; "" = generated
+    num_train: int = 600  # demo size: trains in minutes on 2 CPU cores
+    num_val: int = 100
+    num_test: int = 200
+    feature_dims: dict[str, int] = field(default_factory=dict)  # e.g. {res152: 64} for small tests
+    strength: float = 2.0  # event amplitude along its prototype, in noise std units
+    context: float = 0.5  # video-level class context on every segment
+    leakage: float = 0.35  # an event's copy in the other modality
+    confusion: float = 0.6  # shared component of a confusable class pair
+    noise: float = 1.0  # per-dimension Gaussian noise std
+    frame_noise: float = 2.0  # extra per-frame noise of 8 fps features (averaged out by pooling)
+    distractors: float = 0.5  # UnAV-100: expected single-modality unannotated events per video
+
+    def __post_init__(self):
+        if self.dataset not in ("llp", "unav100"):
+            raise ValueError(f"dataset must be llp or unav100, got {self.dataset!r}")
+        for name in ("num_train", "num_val", "num_test"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    def feature_specs(self) -> list[FeatureSpec]:
+        """The dataset's published feature layout, with `feature_dims` overrides applied."""
+        specs = default_features(self.dataset)
+        unknown = set(self.feature_dims) - {s.name for s in specs}
+        if unknown:
+            raise ValueError(f"feature_dims: unknown features {sorted(unknown)}")
+        for s in specs:
+            s.dim = self.feature_dims.get(s.name, s.dim)
+        return specs
+
+
+def _video_id(rng: np.random.Generator, taken: set[str]) -> str:
+    """An 11-character YouTube-like id, unique in its first 11 characters."""
+    alphabet = np.array(list(string.ascii_letters + string.digits + "_-"))
+    while True:
+        yid = "".join(rng.choice(alphabet, 11))
+        if yid not in taken:
+            taken.add(yid)
+            return yid
+
+
+def _spans(rng: np.random.Generator, duration: float, integer: bool) -> list[tuple[float, float]]:
+    """1-2 event spans inside [0, duration]: some cover the whole clip, many are short."""
+    if rng.random() < 0.35:
+        return [(0.0, duration)]
+    out = []
+    for _ in range(1 + (rng.random() < 0.35)):
+        length = min(duration, max(1.0, rng.lognormal(math.log(duration * 0.3), 0.6)))
+        onset = rng.uniform(0, duration - length)
+        if integer:
+            length, onset = max(1, round(length)), int(onset)
+            onset = min(onset, int(duration) - length)
+        out.append((float(onset), float(onset + length)))
+    merged = []  # overlapping spans of one class are one event
+    for a, b in sorted(out):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _generated_events(rng: np.random.Generator, labels: list[str], duration: float,
+                      integer: bool, av_only: bool) -> list[Event]:
+    """Events for `labels`: modality both / audio-only / visual-only = 0.5 / 0.3 / 0.2."""
+    events = []
+    for c in labels:
+        if av_only:
+            events += [Event(c, "av", a, b) for a, b in _spans(rng, duration, integer)]
+            continue
+        r = rng.random()
+        audio = _spans(rng, duration, integer) if r < 0.8 else []
+        visual = [] if 0.5 <= r < 0.8 else (audio if audio and rng.random() < 0.5 else _spans(rng, duration, integer))
+        events += [Event(c, "audio", a, b) for a, b in audio] + [Event(c, "visual", a, b) for a, b in visual]
+    return events
+
+
+def _generated_labels(rng: np.random.Generator, classes: list[str]) -> list[str]:
+    """1-4 classes, long-tailed frequencies, the first class co-occurring often (like Speech)."""
+    n = len(classes)
+    p = 1.0 / (np.arange(n) + 2.0) ** 0.8
+    k = int(rng.choice([1, 2, 3, 4], p=[0.45, 0.35, 0.15, 0.05]))
+    picked = list(rng.choice(n, size=k, replace=False, p=p / p.sum()))
+    if k > 1 and 0 not in picked and rng.random() < 0.5:
+        picked[0] = 0
+    return [classes[i] for i in sorted(picked)]
+
+
+class _Planter:
+    """Class prototypes per feature and the feature synthesis of one video."""
+
+    def __init__(self, cfg: SynthConfig, specs: list[FeatureSpec], classes: list[str], rng):
+        self.cfg, self.specs, self.classes = cfg, specs, classes
+        self.index = {c: i for i, c in enumerate(classes)}
+        n = len(classes)
+        partner = np.arange(n) ^ 1  # confusable pairs (0,1), (2,3), ...
+        partner[partner >= n] = n - 1
+        self.proto, self.nuisance = {}, {}
+        for s in specs:
+            g = rng.standard_normal((n, s.dim))
+            p = g + cfg.confusion * g[partner]
+            self.proto[s.name] = p / np.linalg.norm(p, axis=1, keepdims=True)
+            self.nuisance[s.name] = rng.standard_normal((8, s.dim)) / math.sqrt(s.dim) * 2.0
+
+    def activity(self, events: list[Event], rows: int, hop: float, modality: str, rng) -> np.ndarray:
+        """(rows, C) amplitude of each class's events covering each row's centre."""
+        act = np.zeros((rows, len(self.classes)))
+        centres = (np.arange(rows) + 0.5) * hop
+        for e in events:
+            if e.modality in (modality, "av"):
+                on = (centres >= e.onset) & (centres < e.offset)
+                act[on, self.index[e.label]] = np.maximum(act[on, self.index[e.label]], rng.uniform(0.6, 1.4))
+        return act
+
+    def features(self, rec: VideoRecord, extra: list[Event], rows: dict[str, int], hop: float, rng) -> dict:
+        cfg = self.cfg
+        events = (rec.events or []) + extra
+        y = np.zeros(len(self.classes))
+        y[[self.index[c] for c in rec.labels]] = 1.0
+        out = {}
+        for s in self.specs:
+            t = rows[s.name]
+            steps_per_row = s.pool
+            n = t // steps_per_row
+            own = self.activity(events, n, hop, s.modality, rng)
+            other = self.activity(events, n, hop, "visual" if s.modality == "audio" else "audio", rng)
+            signal = (cfg.strength * own + cfg.leakage * other + cfg.context * y) @ self.proto[s.name]
+            scene = rng.standard_normal(s.dim) * 0.5 + rng.standard_normal(8) @ self.nuisance[s.name]
+            x = signal + scene + cfg.noise * rng.standard_normal((n, s.dim))
+            if steps_per_row > 1:  # 8 fps frames around each segment's vector
+                x = np.repeat(x, steps_per_row, 0) + cfg.frame_noise * rng.standard_normal((t, s.dim))
+            out[s.name] = x.astype(np.float32)
+        return out
+
+
+def _llp_records(cfg: SynthConfig, rng) -> dict[str, list[VideoRecord]]:
+    sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
+    taken: set[str] = set()
+
+    def new_id() -> str:
+        start = int(rng.integers(0, 30)) * 10
+        return f"{_video_id(rng, taken)}_{start}_{start + 10}"
+
+    if not cfg.annotations:
+        return {
+            split: [
+                VideoRecord(new_id(), tuple(labels), float(LLP_SEGMENTS),
+                            _generated_events(rng, labels, float(LLP_SEGMENTS), True, False))
+                for labels in (_generated_labels(rng, LLP_CLASSES) for _ in range(n))
+            ]
+            for split, n in sizes.items()
+        }
+    real = read_llp_annotations(cfg.annotations)
+    patterns: dict[str, list[list[Event]]] = {c: [] for c in LLP_CLASSES}
+    for rec in real.split("val") + real.split("test"):
+        for c in set(e.label for e in rec.events):
+            patterns[c].append([e for e in rec.events if e.label == c])
+    out = {}
+    for split, n in sizes.items():
+        pool = real.split(split)
+        picks = rng.choice(len(pool), size=n, replace=n > len(pool))
+        records = []
+        for i in picks:
+            src = pool[i]
+            if src.events is not None:
+                events = list(src.events)
+            else:  # train: borrow a real audio/visual pattern of each labelled class
+                events = []
+                for c in src.labels:
+                    cand = patterns[c]
+                    events += cand[rng.integers(len(cand))] if cand else _generated_events(rng, [c], 10.0, True, False)
+            records.append(VideoRecord(new_id(), src.labels, float(LLP_SEGMENTS), events))
+        out[split] = records
+    return out
+
+
+def _unav_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[VideoRecord]]:
+    sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
+    taken: set[str] = set()
+    out = {}
+    if cfg.annotations:
+        real = read_unav100_annotations(cfg.annotations, classes)
+    for split, n in sizes.items():
+        records = []
+        for _ in range(n):
+            if cfg.annotations:
+                pool = real.split(split)
+                src = pool[rng.integers(len(pool))]
+                duration, events = src.duration, list(src.events)
+            else:
+                duration = round(float(rng.uniform(10, 60)), 2)
+                events = _generated_events(rng, _generated_labels(rng, classes), duration, False, True)
+            labels = tuple(sorted({e.label for e in events}, key=classes.index))
+            records.append(VideoRecord(_video_id(rng, taken), labels, duration, events))
+        out[split] = records
+    return out
+
+
+def _write_llp(out: Path, records: dict[str, list[VideoRecord]]) -> None:
+    for split, name in WEAK_FILES.items():
+        with open(out / name, "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(["filename", "event_labels"])
+            w.writerows([r.vid, ",".join(r.labels)] for r in records[split])
+    for modality, name in DENSE_FILES.items():
+        with open(out / name, "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(["filename", "onset", "offset", "event_labels"])
+            for split in ("val", "test"):
+                for r in records[split]:
+                    w.writerows([r.vid, int(e.onset), int(e.offset), e.label] for e in r.events if e.modality == modality)
+
+
+def _write_unav(out: Path, records: dict[str, list[VideoRecord]], classes: list[str]) -> None:
+    subset = {"train": "train", "val": "validation", "test": "test"}
+    db = {
+        r.vid: {
+            "duration": r.duration,
+            "subset": subset[split],
+            "annotations": [{"segment": [e.onset, e.offset], "label": e.label, "label_id": classes.index(e.label)}
+                            for e in r.events],
+        }
+        for split in SPLITS for r in records[split]
+    }
+    (out / "unav100_annotations.json").write_text(json.dumps({"version": "unav100-synthetic", "database": db}))
+
+
+def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool = False) -> Path:
+    """Writes a synthetic dataset in the real format under `out`; deterministic for `seed`."""
+    out = Path(out)
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 0x5EED])
+    specs = cfg.feature_specs()
+    if cfg.dataset == "llp":
+        classes = list(LLP_CLASSES)
+        records = _llp_records(cfg, rng)
+    else:
+        classes = (read_unav100_annotations(cfg.annotations).classes if cfg.annotations
+                   else [f"event_{i:02d}" for i in range(100)])
+        records = _unav_records(cfg, classes, rng)
+    planter = _Planter(cfg, specs, classes, rng)
+    todo = [r for split in SPLITS for r in records[split]]
+    if progress:
+        from tqdm import tqdm
+        todo = tqdm(todo, desc=f"synth {cfg.dataset}", unit="video")
+    for rec in todo:
+        if cfg.dataset == "llp":
+            rows = {s.name: s.steps for s in specs}
+            hop, extra = 1.0, []
+        else:
+            n = max(4, int(rec.duration / UNAV_FEATURE_HOP_S))
+            rows = {s.name: n - int(rng.integers(0, 3)) for s in specs}  # lengths differ by a row or two
+            hop = UNAV_FEATURE_HOP_S
+            extra = [Event(classes[rng.integers(len(classes))], str(rng.choice(["audio", "visual"])), a, b)
+                     for _ in range(rng.poisson(cfg.distractors)) for a, b in _spans(rng, rec.duration, False)[:1]]
+        for name, arr in planter.features(rec, extra, rows, hop, rng).items():
+            spec = next(s for s in specs if s.name == name)
+            path = out / "features" / spec.file.format(name=name, vid=rec.vid, id=rec.vid[:11])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, arr)
+    if cfg.dataset == "llp":
+        _write_llp(out, records)
+    else:
+        _write_unav(out, records, classes)
+    info = {"generator_version": SYNTH_VERSION, "seed": seed, "config": asdict(cfg),
+            "features": [asdict(s) for s in specs], "counts": {k: len(v) for k, v in records.items()}}
+    (out / "synth_info.json").write_text(json.dumps(info, indent=1))
+    return out

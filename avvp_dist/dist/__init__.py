@@ -1,0 +1,1 @@
+"""Distributed plumbing: rank/world discovery and collectives."""

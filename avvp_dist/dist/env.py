@@ -1,0 +1,44 @@
+"""Rank and world discovery from torchrun, accelerate, SLURM or submitit, in one place."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in the job."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    source: str  # which launcher's variables were read
+
+
+def _int(env: dict, name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        raise ValueError(f"environment variable {name}={env[name]!r} is not an integer") from None
+
+
+def discover(env: dict | None = None) -> DistEnv:
+    """Rank/world from the environment: torchrun and accelerate (RANK, WORLD_SIZE), then
+    submitit's local executor (SUBMITIT_LOCAL_*), then SLURM (SLURM_PROCID, SLURM_NTASKS);
+    a plain process is rank 0 of 1."""
+    env = os.environ if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:
+        rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
+        local = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
+        source = "torchrun"
+    elif "SUBMITIT_LOCAL_GLOBAL_RANK" in env:
+        rank, world = _int(env, "SUBMITIT_LOCAL_GLOBAL_RANK"), _int(env, "SUBMITIT_LOCAL_NTASKS")
+        local, source = _int(env, "SUBMITIT_LOCAL_LOCALID"), "submitit-local"
+    elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        rank, world = _int(env, "SLURM_PROCID"), _int(env, "SLURM_NTASKS")
+        local, source = _int(env, "SLURM_LOCALID") if "SLURM_LOCALID" in env else 0, "slurm"
+    else:
+        rank, world, local, source = 0, 1, 0, "single"
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} outside world size {world} ({source} environment)")
+    return DistEnv(rank, world, local, source)

@@ -1,0 +1,64 @@
+"""Config: YAML + dotted overrides, strict keys and types."""
+import re
+
+import pytest
+
+from avvp_dist.config import ConfigError, RunConfig, load_config, parse_override
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("run_dir: runs/x\ndata:\n  batch_size: 4\n  dataset: unav100\n")
+    cfg = load_config(path, ["data.num_workers=0", "synth.feature_dims={res152: 16}", "seed=3"])
+    assert isinstance(cfg, RunConfig)
+    assert (cfg.run_dir, cfg.seed, cfg.data.batch_size, cfg.data.num_workers) == ("runs/x", 3, 4, 0)
+    assert cfg.data.dataset == "unav100" and cfg.synth.feature_dims == {"res152": 16}
+
+
+def test_override_overrides_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  batch_size: 4\n")
+    assert load_config(path, ["data.batch_size=32"]).data.batch_size == 32
+
+
+def test_feature_list_builds_dataclasses():
+    cfg = load_config(None, ["data.features=[{name: clip, modality: visual, dim: 512, steps: 10}]"])
+    (spec,) = cfg.data.feature_specs()
+    assert (spec.name, spec.dim, spec.out_steps, spec.file) == ("clip", 512, 10, "{name}/{id}.npy")
+
+
+@pytest.mark.parametrize("override, names", [
+    ("data.batchsize=4", "data.batchsize"),
+    ("dat.batch_size=4", "dat"),
+    ("data.features=[{name: x, modality: visual, dim: 3, colour: red}]", "data.features[0].colour"),
+])
+def test_unknown_key_is_named(override, names):
+    with pytest.raises(ConfigError, match=re.escape(f"unknown config key '{names}'")):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("data.batch_size=four", "data.batch_size: expected an integer"),
+    ("data.batch_size=2.5", "data.batch_size: expected an integer"),
+    ("data.verify_checksums=3", "data.verify_checksums: expected true/false"),
+    ("data.on_error=ignore", "data.on_error: 'ignore' is not one of"),
+    ("data.batch_size=0", "batch_size must be positive"),
+    ("synth.feature_dims=[1, 2]", "synth.feature_dims: expected a mapping"),
+])
+def test_wrong_type_or_value_is_named(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(None, [override])
+
+
+def test_bad_override_syntax_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not of the form"):
+        parse_override("data.batch_size")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping at top level"):
+        load_config(tmp_path / "list.yaml")
+
+
+def test_float_field_accepts_int():
+    assert load_config(None, ["synth.noise=2"]).synth.noise == 2.0
