@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from avvp_dist.data.annotations import AnnotationError, segment_labels
-from avvp_dist.data.unav100 import read_unav100_annotations
+from avvp_dist.data.unav100 import UNAV100_CLASSES, read_unav100_annotations
 from conftest import shared
 
 
@@ -16,7 +16,7 @@ def unav():
 
 def test_counts(unav):
     assert [len(unav.split(s)) for s in ("train", "val", "test")] == [6489, 2134, 2167]
-    assert len(unav.classes) == 100 and unav.classes[:2] == ["man speaking", "woman speaking"]
+    assert unav.classes == UNAV100_CLASSES and unav.classes[:2] == ["man speaking", "woman speaking"]
     assert sum(len(r.events) for s in ("train", "val", "test") for r in unav.split(s)) == 30059
     assert unav.quirks["events"] == 30059 and not unav.quirks["empty_events"]
 
@@ -37,9 +37,11 @@ def test_av_events_mark_both_modalities():
 
 
 def _doc(**video):
-    v = {"duration": 20.0, "subset": "train", "annotations": [{"segment": [1.0, 2.0], "label": "a", "label_id": 0}]}
+    v = {"duration": 20.0, "subset": "train",
+         "annotations": [{"segment": [1.0, 2.0], "label": "man speaking", "label_id": 0}]}
     v.update(video)
-    other = {"duration": 10.0, "subset": "validation", "annotations": [{"segment": [0, 3], "label": "b", "label_id": 1}]}
+    other = {"duration": 10.0, "subset": "validation",
+             "annotations": [{"segment": [0, 3], "label": "dog barking", "label_id": 12}]}
     test = {"duration": 10.0, "subset": "test", "annotations": []}
     return {"version": "x", "database": {"v1": v, "v2": other, "v3": test}}
 
@@ -47,8 +49,10 @@ def _doc(**video):
 @pytest.mark.parametrize("video, fragment", [
     ({"subset": "training"}, "subset 'training'"),
     ({"duration": -1}, "duration -1"),
-    ({"annotations": [{"segment": [1, 2], "label": "b", "label_id": 0}]}, "video 'v2': label 'b' with label_id 1 contradicts"),
-    ({"annotations": [{"segment": [1], "label": "a", "label_id": 0}]}, r"segment \[1\]"),
+    ({"annotations": [{"segment": [1, 2], "label": "dog barking", "label_id": 0}]},
+     "video 'v1': label 'dog barking' has label_id 0, expected 12"),
+    ({"annotations": [{"segment": [1, 2], "label": "unicorn", "label_id": 0}]}, "label 'unicorn' is not in the class list"),
+    ({"annotations": [{"segment": [1], "label": "man speaking", "label_id": 0}]}, r"segment \[1\]"),
 ])
 def test_malformed(tmp_path, video, fragment):
     path = tmp_path / "ann.json"
@@ -59,7 +63,7 @@ def test_malformed(tmp_path, video, fragment):
 
 def test_clipped_and_missing_database(tmp_path):
     path = tmp_path / "ann.json"
-    path.write_text(json.dumps(_doc(annotations=[{"segment": [15.0, 25.0], "label": "a", "label_id": 0}])))
+    path.write_text(json.dumps(_doc(annotations=[{"segment": [15.0, 25.0], "label": "man speaking", "label_id": 0}])))
     ann = read_unav100_annotations(path)
     assert ann.quirks["events_clipped_to_duration"] == 1 and ann.split("train")[0].events[0].offset == 20.0
     path.write_text("{}")

@@ -30,8 +30,9 @@ def read_run(url: str, run: Run, expected: int) -> Iterator[dict]:
     """Grouped raw samples `run.start <= i < run.stop` of one shard, streamed in order.
 
     Members are grouped by key as WebDataset does (`key.ext`); samples before
-    `run.start` are skipped without decoding. A shard that ends early or is not a
-    valid tar raises a `ShardError` naming it.
+    `run.start` are skipped without decoding. A shard that ends early, holds more
+    than the manifest's `expected` samples, or is not a valid tar raises a
+    `ShardError` naming it.
     """
     index, current = 0, None
     try:
@@ -45,12 +46,15 @@ def read_run(url: str, run: Run, expected: int) -> Iterator[dict]:
                         if index >= run.start:
                             yield current
                         index += 1
-                        if index >= run.stop:
+                    if index >= run.stop:
+                        if run.stop < expected:
                             return
+                        raise ShardError(f"{url}: holds more than the {expected} samples the manifest says",
+                                         "unreadable_shard")
                     current = {"__key__": key}
                 if index >= run.start:
                     current[suffix.lower()] = tar.extractfile(member).read()
-            if current is not None and index < run.stop:
+            if current is not None:
                 if index >= run.start:
                     yield current
                 index += 1

@@ -32,7 +32,7 @@ import numpy as np
 from avvp_dist.data.annotations import SPLITS, Event, VideoRecord
 from avvp_dist.data.config import FeatureSpec, default_features
 from avvp_dist.data.llp import DENSE_FILES, LLP_CLASSES, LLP_SEGMENTS, WEAK_FILES, read_llp_annotations
-from avvp_dist.data.unav100 import UNAV_FEATURE_HOP_S, read_unav100_annotations
+from avvp_dist.data.unav100 import UNAV100_CLASSES, UNAV_FEATURE_HOP_S, read_unav100_annotations
 
 SYNTH_VERSION = "1"
 
@@ -224,7 +224,7 @@ def _unav_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[V
     taken: set[str] = set()
     out = {}
     if cfg.annotations:
-        real = read_unav100_annotations(cfg.annotations, classes)
+        real = read_unav100_annotations(cfg.annotations)
     for split, n in sizes.items():
         records = []
         for _ in range(n):
@@ -280,8 +280,7 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool 
         classes = list(LLP_CLASSES)
         records = _llp_records(cfg, rng)
     else:
-        classes = (read_unav100_annotations(cfg.annotations).classes if cfg.annotations
-                   else [f"event_{i:02d}" for i in range(100)])
+        classes = list(UNAV100_CLASSES)
         records = _unav_records(cfg, classes, rng)
     planter = _Planter(cfg, specs, classes, rng)
     todo = [r for split in SPLITS for r in records[split]]

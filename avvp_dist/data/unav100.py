@@ -2,7 +2,9 @@
 
 `{"version": ..., "database": {vid: {"duration": s, "subset": "train|validation|test",
 "annotations": [{"segment": [start_s, end_s], "label": str, "label_id": int}]}}}`.
-The class list is ordered by `label_id`. Events are audio-visual (`modality="av"`).
+The class list is `UNAV100_CLASSES` (the published 100 classes, ordered by `label_id`)
+unless another is given; every annotation's `label_id` must be its label's index in it.
+Events are audio-visual (`modality="av"`).
 """
 from __future__ import annotations
 
@@ -14,29 +16,35 @@ from avvp_dist.data.annotations import AnnotationError, Annotations, Event, Vide
 
 UNAV_FEATURE_HOP_S = 0.32  # one feature row per 8 frames at 25 fps
 SUBSETS = {"train": "train", "validation": "val", "test": "test"}
+UNAV100_CLASSES = [  # ordered by label_id, as in unav100_annotations.json
+    "man speaking", "woman speaking", "kid speaking", "male singing", "people laughing",
+    "car passing by", "baby laughter", "wind noise", "people clapping", "people shouting",
+    "people crowd", "female singing", "dog barking", "playing acoustic guitar", "people eating",
+    "people cheering", "basketball bounce", "engine knocking", "playing tennis", "baby babbling",
+    "striking bowling", "playing badminton", "cat meowing", "people slapping", "playing piano",
+    "baby crying", "people burping", "orchestra", "playing drum kit", "playing violin",
+    "machine gun shooting", "child singing", "people nose blowing", "playing electronic organ",
+    "people sneezing", "dog howling", "skateboarding", "playing base guitar", "auto racing",
+    "sea waves", "playing table tennis", "people coughing", "people whispering", "playing ukulele",
+    "sheep bleating", "playing tabla", "fire truck siren", "playing volleyball", "beat boxing",
+    "playing trumpet", "thunder", "playing cello", "playing harp", "hammering nails",
+    "people running", "sailing", "telephone bell ringing", "frog croaking", "driving motorcycle",
+    "playing cornet", "playing clarinet", "train wheels squealing", "playing flute",
+    "playing trombone", "playing erhu", "bull bellowing", "raining", "skidding",
+    "chainsawing trees", "police car siren", "playing saxophone", "fireworks banging",
+    "driving buses", "tap dancing", "airplane flyby", "people whistling", "train horning",
+    "vacuum cleaner cleaning floors", "playing accordion", "bird chirping", "vehicle honking",
+    "church bell ringing", "playing snare drum", "playing synthesizer",
+    "typing on computer keyboard", "singing choir", "lions roaring", "people slurping",
+    "helicopter", "horse clip-clop", "water burbling", "lawn mowing", "playing banjo",
+    "playing zither", "playing harmonica", "people battle cry", "people sobbing", "ambulance siren",
+    "rope skipping", "hair dryer drying",
+]
 
-
-def _classes(path: Path, database: dict) -> list[str]:
-    """Class names ordered by label_id; a name with two ids (or an id gap) is an error."""
-    by_id: dict[int, str] = {}
-    by_name: dict[str, int] = {}
-    for vid, entry in database.items():
-        for ann in entry.get("annotations", []):
-            try:
-                i, name = int(ann["label_id"]), str(ann["label"])
-            except (KeyError, TypeError, ValueError):
-                raise AnnotationError(f"{path}: video {vid!r}: annotation {ann!r} needs 'label' and integer 'label_id'") from None
-            if by_id.setdefault(i, name) != name or by_name.setdefault(name, i) != i:
-                raise AnnotationError(f"{path}: video {vid!r}: label {name!r} with label_id {i} contradicts "
-                                      f"earlier ({by_name[name]} -> {by_id[by_name[name]]!r}, {i} -> {by_id[i]!r})")
-    names = [by_id[i] for i in sorted(by_id)]
-    if sorted(by_id) != list(range(len(by_id))) or len(set(names)) != len(names):
-        raise AnnotationError(f"{path}: label ids must be 0..N-1, one name each; got {sorted(by_id)[:5]}...")
-    return names
 
 
 def read_unav100_annotations(path: str | Path, classes: list[str] | None = None) -> Annotations:
-    """All UnAV-100 splits with their events; the class list comes from the file unless given."""
+    """All UnAV-100 splits with their events, labels checked against `classes`."""
     path = Path(path)
     if path.is_dir():
         path = path / "unav100_annotations.json"
@@ -49,8 +57,8 @@ def read_unav100_annotations(path: str | Path, classes: list[str] | None = None)
     database = doc.get("database") if isinstance(doc, dict) else None
     if not isinstance(database, dict):
         raise AnnotationError(f"{path}: missing top-level 'database' mapping")
-    classes = classes or _classes(path, database)
-    known = set(classes)
+    classes = list(classes or UNAV100_CLASSES)
+    index = {c: i for i, c in enumerate(classes)}
     quirks: Counter = Counter()
     splits: dict[str, list[VideoRecord]] = {s: [] for s in SUBSETS.values()}
     for vid, entry in database.items():
@@ -66,8 +74,11 @@ def read_unav100_annotations(path: str | Path, classes: list[str] | None = None)
         events = []
         for ann in entry.get("annotations", []):
             seg, label = ann.get("segment"), ann.get("label")
-            if label not in known:
+            if label not in index:
                 raise AnnotationError(f"{where}: label {label!r} is not in the class list")
+            if ann.get("label_id") != index[label]:
+                raise AnnotationError(f"{where}: label {label!r} has label_id {ann.get('label_id')!r}, "
+                                      f"expected {index[label]}")
             if not (isinstance(seg, list) and len(seg) == 2 and all(isinstance(x, (int, float)) for x in seg)):
                 raise AnnotationError(f"{where}: segment {seg!r} is not [start_s, end_s]")
             start, end = float(seg[0]), float(seg[1])
