@@ -40,6 +40,8 @@ def cmd_synth(cfg: RunConfig) -> Path:
 
 
 def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
+    if cfg.data.features is None and cfg.synth.feature_dims:  # data synthesised with other sizes
+        cfg.data.features = cfg.synth.feature_specs()
     ann = read_annotations(cfg.data)
     for line in ann.report():
         print(f"  [annotations] {line}")
@@ -50,19 +52,16 @@ def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
         manifest = write_shards(
             raw_samples(records, cfg.data, counts), out / split, dataset=cfg.data.dataset, split=split,
             classes=ann.classes, features=shard_features(cfg.data.feature_specs()), dtype=cfg.data.shard_dtype,
-            samples_per_shard=cfg.data.samples_per_shard, report={"quirks": dict(ann.quirks), "reader": dict(counts)},
+            samples_per_shard=cfg.data.samples_per_shard, report={"quirks": dict(ann.quirks), "reader": counts},  # filled while writing
             progress=True, total=len(records))
         manifests[split] = manifest
-        skipped = {k: v for k, v in counts.items() if k.startswith("skipped/")}
         print(f"  [{split}] {manifest.num_samples} videos in {len(manifest.shards)} shards -> {out / split}"
-              + (f"; skipped {skipped}" if skipped else ""))
+              + "".join(f"; {k}: {v}" for k, v in sorted(counts.items())))
     return manifests
 
 
 def cmd_demo(cfg: RunConfig) -> None:
     """The main job on the embedded synthetic data: synth -> shards (-> train -> eval)."""
-    if cfg.data.features is None and cfg.synth.feature_dims:
-        cfg.data.features = cfg.synth.feature_specs()
     cfg.data.dataset = cfg.synth.dataset  # type: ignore[assignment]
     cfg.data.root = str(cmd_synth(cfg))
     cmd_shard(cfg, list(SPLITS))

@@ -170,6 +170,7 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
         close()
     if not shards:
         raise ShardError(f"{folder}: no samples to write for {dataset}/{split}")
-    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report or {})
+    report = {k: dict(v) if isinstance(v, dict) else v for k, v in (report or {}).items()}  # counts filled while writing
+    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report)
     manifest.save(folder)
     return manifest
