@@ -1,0 +1,66 @@
+"""Pseudo masks from teacher probabilities: thresholds or top-k, label gating, reliable
+negatives and the CMA pair mask, in one pass over (B, T, 2, C)."""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from avvp_dist.kernels.backend import use_triton
+
+
+class PseudoMasks(NamedTuple):
+    pos: torch.Tensor  # (B, T, 2, C) bool: M_m(t, c), pseudo positives
+    reliable: torch.Tensor  # (B, T, 2, C) bool: positions the pseudo loss uses (positives + reliable negatives)
+    pairs: torch.Tensor  # (B, T, C) bool: CMA pairs, positive in both modalities
+
+
+def topk_counts(valid: torch.Tensor, rho: float) -> torch.Tensor:
+    """k = ceil(rho * T_valid) per video, computed on the host in float64. valid: (B, T) -> (B,) int32."""
+    n = valid.sum(1).cpu().tolist()
+    return torch.tensor([min(t, math.ceil(rho * t)) for t in n], dtype=torch.int32)
+
+
+def pseudo_masks(P: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, mode: str = "adaptive",
+                 gamma: float = 1.0, tau_min: float = 0.5, k: torch.Tensor | None = None,
+                 tau_low: float = 0.0, backend: str = "auto") -> PseudoMasks:
+    """Masks from teacher segment probabilities.
+
+    P: (B, T, 2, C) teacher probabilities (audio, visual); y: (B, C) video labels in {0, 1};
+    valid: (B, T) bool. `mode="adaptive"`: positive where P >= max(tau_min, gamma * mean over
+    valid t of P). `mode="topk"`: the `k[b]` (B,) highest valid segments of each class,
+    ties to the lower index. Positives are gated by y and validity. Reliable negatives:
+    every valid segment of a class with y = 0, plus (when `tau_low > 0`) valid segments of
+    a labelled class with P < tau_low that are not positive.
+    """
+    if P.dim() != 4 or P.shape[2] != 2:
+        raise ValueError(f"P must be (B, T, 2, C), got {tuple(P.shape)}")
+    if mode not in ("adaptive", "topk"):
+        raise ValueError(f"mode must be adaptive or topk, got {mode!r}")
+    if mode == "topk" and k is None:
+        raise ValueError("mode='topk' needs k (B,), see topk_counts")
+    if use_triton(P, backend):
+        from avvp_dist.kernels.triton_masks import pseudo_masks_triton
+
+        return PseudoMasks(*pseudo_masks_triton(P, y, valid, mode, gamma, tau_min, k, tau_low))
+    return _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low)
+
+
+def _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low) -> PseudoMasks:
+    B, T, _, C = P.shape
+    v = valid[:, :, None, None]
+    labelled = y.bool()[:, None, None, :]
+    if mode == "adaptive":
+        n = valid.sum(1).clamp_min(1).to(P.dtype)
+        tau = torch.clamp(gamma * (P * v).sum(1) / n[:, None, None], min=tau_min)  # (B, 2, C)
+        hit = P >= tau[:, None]
+    else:
+        order = P.masked_fill(~v, float("-inf")).sort(dim=1, descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(T, device=P.device).view(1, T, 1, 1).expand_as(order))
+        hit = rank < k.to(P.device).view(B, 1, 1, 1)
+    pos = hit & v & labelled
+    neg = v & ~labelled
+    if tau_low > 0:
+        neg = neg | (v & labelled & (P < tau_low) & ~pos)
+    return PseudoMasks(pos, pos | neg, pos[:, :, 0] & pos[:, :, 1])

@@ -1,0 +1,1 @@
+"""Model layer: HAN encoder, MMIL pooling and heads, model-only checkpoints."""

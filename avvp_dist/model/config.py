@@ -1,0 +1,22 @@
+"""ModelConfig: sizes of the HAN / MMIL backbone."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 512  # HAN's width
+    num_layers: int = 1  # HAN uses one hybrid attention layer
+    num_heads: int = 1  # HAN: nhead=1
+    ffn_dim: int = 512  # HAN: dim_feedforward=512
+    dropout: float = 0.1  # HAN's dropout
+    embed_dim: int = 128  # class-aware CMA embedding size; 0 disables the CMA head
+
+    def __post_init__(self):
+        if self.d_model <= 0 or self.num_layers <= 0 or self.num_heads <= 0 or self.ffn_dim <= 0:
+            raise ValueError("d_model, num_layers, num_heads, ffn_dim must be positive")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
+        if not 0.0 <= self.dropout < 1.0 or self.embed_dim < 0:
+            raise ValueError("dropout must lie in [0, 1) and embed_dim >= 0")

@@ -1,0 +1,57 @@
+"""AVVPModel: per-modality projections -> HAN encoder -> MMIL head (+ class-aware embeddings)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avvp_dist.model.config import ModelConfig
+from avvp_dist.model.han import HANEncoder
+from avvp_dist.model.heads import ClassAwareEmbedding
+from avvp_dist.model.mmil import MMILHead
+
+
+class ModalityProjection(nn.Module):
+    """Projects each feature of one modality to d and fuses them (HAN: res152 and r2plus1d
+    are projected separately, concatenated, then fused by a linear layer)."""
+
+    def __init__(self, dims: dict[str, int], d_model: int):
+        super().__init__()
+        self.names = list(dims)
+        self.proj = nn.ModuleDict({n: nn.Linear(dim, d_model) for n, dim in dims.items()})
+        self.fuse = nn.Linear(len(dims) * d_model, d_model) if len(dims) > 1 else nn.Identity()
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """{name: (B, T, D_name)} -> (B, T, d)."""
+        return self.fuse(torch.cat([self.proj[n](features[n]) for n in self.names], dim=-1))
+
+
+class AVVPModel(nn.Module):
+    """HAN / MMIL backbone over named features.
+
+    `features` is a list of `{name, modality, dim}` (a shard manifest's entries).
+    """
+
+    def __init__(self, features: list[dict], num_classes: int, cfg: ModelConfig):
+        super().__init__()
+        self.cfg, self.num_classes = cfg, num_classes
+        self.features = [{"name": f["name"], "modality": f["modality"], "dim": int(f["dim"])} for f in features]
+        by = {m: {f["name"]: f["dim"] for f in self.features if f["modality"] == m} for m in ("audio", "visual")}
+        if not by["audio"] or not by["visual"]:
+            raise ValueError(f"need at least one audio and one visual feature, got {self.features}")
+        self.audio_in = ModalityProjection(by["audio"], cfg.d_model)
+        self.visual_in = ModalityProjection(by["visual"], cfg.d_model)
+        self.encoder = HANEncoder(cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.dropout)
+        self.head = MMILHead(cfg.d_model, num_classes)
+        self.embed = ClassAwareEmbedding(cfg.d_model, cfg.embed_dim, num_classes) if cfg.embed_dim else None
+
+    def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """features: {name: (B, T, D)}; mask: (B, T) bool, True on real steps.
+
+        Returns `P` (B, T, 2, C), `p`, `p_a`, `p_v` (B, C), and the encoder states
+        `h_a`, `h_v` (B, T, d).
+        """
+        pad = None if mask is None else ~mask
+        h_a, h_v = self.encoder(self.audio_in(features), self.visual_in(features), pad)
+        out = self.head(torch.stack([h_a, h_v], dim=2), mask)
+        out["h_a"], out["h_v"] = h_a, h_v
+        return out
