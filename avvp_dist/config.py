@@ -18,6 +18,8 @@ import yaml
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.synth import SynthConfig
+from avvp_dist.method.config import MethodConfig
+from avvp_dist.model.config import ModelConfig
 
 
 class ConfigError(ValueError):
@@ -30,6 +32,8 @@ class RunConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
     run_dir: str = "runs/demo"  # everything a run writes goes under here
     seed: int = 0  # one seed for data order, init and synthetic data
 

@@ -62,3 +62,12 @@ def test_bad_override_syntax_and_missing_file(tmp_path):
 
 def test_float_field_accepts_int():
     assert load_config(None, ["synth.noise=2"]).synth.noise == 2.0
+
+
+def test_method_and_model_sections():
+    cfg = load_config(None, ["method.pseudo.mode=topk", "method.cma.cross_video=false", "model.d_model=64"])
+    assert cfg.method.pseudo.mode == "topk" and not cfg.method.cma.cross_video and cfg.model.d_model == 64
+    with pytest.raises(ConfigError, match="method.pseudo.mode: 'median' is not one of"):
+        load_config(None, ["method.pseudo.mode=median"])
+    with pytest.raises(ConfigError, match="unknown config key 'method.cma.temp'"):
+        load_config(None, ["method.cma.temp=0.2"])

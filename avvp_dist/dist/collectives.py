@@ -1,0 +1,55 @@
+"""Collectives the method needs, identical on every rank, and no-ops in a single process."""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks of a tensor without gradient; a copy, the input is untouched."""
+    x = x.detach().clone()
+    if is_distributed():
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    return x
+
+
+def gather_rows(x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor, int]:
+    """All-gathers a variable number of rows from every rank, with gradient for `x`.
+
+    x: (N, D) with autograd; others: (N, ...) tensors gathered without gradient (e.g.
+    class ids). Every rank first gathers the counts, then a padded block of
+    max(1, max count) rows, so all ranks issue the same collectives even with N = 0.
+    Returns (X (W*M, D), gathered others (W*M, ...), valid (W*M,) bool, offset of this
+    rank's first row in X). Gradients of X flow back to the rank that owns each row.
+    """
+    n = x.shape[0]
+    if not is_distributed():
+        return x, others, torch.ones(n, dtype=torch.bool, device=x.device), 0
+    w, r = dist.get_world_size(), dist.get_rank()
+    counts = torch.zeros(w, dtype=torch.long, device=x.device)
+    counts[r] = n
+    dist.all_reduce(counts)
+    m = max(1, int(counts.max()))
+    pad = lambda t: torch.cat([t, t.new_zeros((m - n, *t.shape[1:]))])  # noqa: E731
+    from torch.distributed.nn.functional import all_gather as all_gather_with_grad
+
+    big = torch.cat(all_gather_with_grad(pad(x)))
+    gathered = []
+    for t in others:
+        parts = [torch.empty_like(pad(t)) for _ in range(w)]
+        dist.all_gather(parts, pad(t).contiguous())
+        gathered.append(torch.cat(parts))
+    valid = (torch.arange(m, device=x.device)[None, :] < counts[:, None]).reshape(-1)
+    return big, tuple(gathered), valid, r * m

@@ -1,0 +1,1 @@
+"""Method layer: EMA teacher, pseudo supervision and cross-modal agreement losses."""

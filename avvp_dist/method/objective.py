@@ -1,0 +1,89 @@
+"""The training objective: weak + lambda_p * pseudo + lambda_c * CMA, normalised across ranks.
+
+Normalisation contract (DESIGN.md): the weak loss is a mean over the local micro-batch;
+the pseudo and CMA terms are sums over local positions divided by the *global* count of
+their positions in the micro-step, times the world size, so that the gradient average
+DeepSpeed takes over ranks equals the gradient of one process holding the global batch.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from avvp_dist.dist.collectives import all_reduce_sum, gather_rows, world_size
+from avvp_dist.kernels import PseudoMasks, pseudo_masks
+from avvp_dist.kernels.masks import topk_counts
+from avvp_dist.method.config import MethodConfig
+from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss
+
+
+def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, cfg: MethodConfig) -> PseudoMasks:
+    """Pseudo masks and CMA pairs from teacher probabilities (B, T, 2, C)."""
+    pc = cfg.pseudo
+    k = topk_counts(valid, pc.rho) if pc.mode == "topk" else None
+    return pseudo_masks(P_teacher.detach().float(), y, valid, pc.mode, pc.gamma, pc.tau_min, k, pc.tau_low, pc.backend)
+
+
+def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: PseudoMasks | None,
+                  embed: Callable | None, cfg: MethodConfig, ramp: float) -> dict[str, torch.Tensor]:
+    """Loss terms of one micro-step on this rank.
+
+    out: the student's outputs (`P` (B, T, 2, C), `p`, `p_a`, `p_v` (B, C), `h_a`, `h_v`
+    (B, T, d)); y: (B, C); valid: (B, T); masks: from the teacher (None when the pseudo
+    and CMA terms are off); embed: the model's class-aware embedding head. Every rank
+    issues the same collectives whatever its number of positions. Returns `loss` (the
+    total to backpropagate) and each term, detached, for logging.
+    """
+    weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing)
+    terms = {"weak": weak.detach()}
+    total = weak
+    w = world_size()
+    if masks is not None and cfg.pseudo.enabled:
+        count = all_reduce_sum(masks.reliable.sum().to(torch.float64))
+        pseudo = pseudo_loss_sum(out["P"], masks.pos, masks.reliable) * (w / count.clamp_min(1).item())
+        total = total + ramp * cfg.pseudo.weight * pseudo
+        terms["pseudo"], terms["pseudo_positions"] = pseudo.detach(), count
+    if masks is not None and cfg.cma.enabled and embed is not None:
+        b, t, c = masks.pairs.nonzero(as_tuple=True)
+        e_a, e_v = embed(out["h_a"][b, t], out["h_v"][b, t], c)
+        count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64))
+        scale = w / count.clamp_min(1).item()
+        cma = torch.zeros((), device=weak.device)
+        if cfg.cma.agreement:
+            agree = agreement_sum(e_a, e_v) * scale
+            cma = cma + agree
+            terms["cma_agreement"] = agree.detach()
+        if cfg.cma.cross_video:
+            both, (all_cls,), all_valid, offset = gather_rows(torch.cat([e_a, e_v], dim=1), c)
+            all_a, all_v = both.split(e_a.shape[1], dim=1)
+            nce = infonce_sum(e_a, e_v, c, all_a, all_v, all_cls, all_valid, offset, cfg.cma.temperature) * scale
+            # every rank's loss touches the gathered block, so every rank joins its backward collective
+            nce = nce + 0.0 * both.sum()
+            cma = cma + cfg.cma.nce_weight * nce
+            terms["cma_nce"] = nce.detach()
+        total = total + ramp * cfg.cma.weight * cma
+        terms["cma"], terms["cma_pairs"] = cma.detach(), count
+    terms["loss"] = total
+    return terms
+
+
+def step_losses(student: Callable, embed: Callable | None, teacher: Callable | None, batch: dict,
+                cfg: MethodConfig, step: int) -> dict[str, torch.Tensor]:
+    """One micro-step: student forward, teacher masks (once the ramp has started), loss terms.
+
+    student: the (possibly DeepSpeed-wrapped) model's forward; teacher: an `EMATeacher`
+    or None (masks then come from the student's own detached predictions); batch: from
+    `ShardStream` (`features`, `mask` (B, T), `labels` (B, C)); step: optimizer steps taken.
+    All ranks share `step`, so they all take the same branches and collectives.
+    """
+    x, valid, y = batch["features"], batch["mask"], batch["labels"]
+    out = student(x, valid)
+    ramp = cfg.ramp(step)
+    masks = None
+    if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
+        P = teacher(x, valid)["P"] if teacher is not None else out["P"].detach()
+        masks = teacher_masks(P, y, valid, cfg)
+    terms = method_losses(out, y, valid, masks, embed, cfg, ramp)
+    terms["ramp"] = torch.tensor(ramp)
+    return terms
