@@ -43,9 +43,10 @@ def gather_rows(x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, t
     dist.all_reduce(counts)
     m = max(1, int(counts.max()))
     pad = lambda t: torch.cat([t, t.new_zeros((m - n, *t.shape[1:]))])  # noqa: E731
-    from torch.distributed.nn.functional import all_gather as all_gather_with_grad
+    from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
 
-    big = torch.cat(all_gather_with_grad(pad(x)))
+    # rows of rank r land at [r*m, (r+1)*m); backward sends each rank its rows' gradient
+    big = wait_tensor(all_gather_tensor_autograd(pad(x).contiguous(), gather_dim=0, group=dist.group.WORLD))
     gathered = []
     for t in others:
         parts = [torch.empty_like(pad(t)) for _ in range(w)]
