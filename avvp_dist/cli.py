@@ -1,4 +1,4 @@
-"""`avvp-dist` console entry: synth, shard, demo.
+"""`avvp-dist` console entry: synth, shard, demo, eval, parse.
 
 Every subcommand takes `--config FILE.yaml` and dotted overrides (`data.batch_size=8`);
 the config is checked completely before any work starts.
@@ -68,6 +68,33 @@ def cmd_demo(cfg: RunConfig) -> None:
     print(f"demo: shards ready under {shard_dir(cfg)}")
 
 
+def cmd_eval(cfg: RunConfig, args) -> None:
+    from avvp_dist.dist.env import discover, init_distributed
+    from avvp_dist.eval.run import evaluate, print_report, write_outputs
+
+    env = discover()
+    init_distributed(env)
+    checkpoints = {}
+    for text in args.checkpoint:
+        name, _, path = text.rpartition("=")
+        checkpoints[name or Path(path).stem] = path
+    result = evaluate(checkpoints, shard_dir(cfg), cfg.data, args.split, args.protocol, env.rank, env.world_size,
+                      args.calibrate_on)
+    if env.rank == 0:
+        out = write_outputs(result, args.out or Path(cfg.run_dir) / f"eval_{args.split}", args.plots)
+        print_report(result)
+        print(f"\nwrote {out}")
+
+
+def cmd_parse(args) -> None:
+    import json
+
+    from avvp_dist.eval.parse import VideoParser
+
+    paths = dict(item.split("=", 1) for item in args.features)
+    print(json.dumps(VideoParser(args.checkpoint, args.protocol).parse_files(paths), indent=1))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avvp-dist", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -84,12 +111,30 @@ def _parser() -> argparse.ArgumentParser:
     s = add("shard", "write WebDataset shards + manifest from a raw dataset folder")
     s.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits (default: all)")
     add("demo", "the main job on the embedded synthetic data")
+    s = add("eval", "score model checkpoints on a split of the shards (data.shards or <run_dir>/shards)")
+    s.add_argument("--checkpoint", action="append", required=True, help="[name=]path of a model checkpoint; repeatable")
+    s.add_argument("--split", default="test")
+    s.add_argument("--protocol", default="han", help="han | modality | low_threshold")
+    s.add_argument("--calibrate-on", help="LLP: calibrate per-class thresholds on this split (e.g. val)")
+    s.add_argument("--plots", type=int, default=8, help="timeline plots for this many videos")
+    s.add_argument("--out", help="output folder (default <run_dir>/eval_<split>)")
+    s = sub.add_parser("parse", help="parse one video: feature files in, events (JSON) out")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--protocol", default="han")
+    s.add_argument("features", nargs="+", help="name=path.npy for each feature the model needs")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "parse":
+        try:
+            cmd_parse(args)
+        except (ValueError, FeatureError, OSError) as e:
+            print(f"avvp-dist parse: error: {e}", file=sys.stderr)
+            return 2
+        return 0
     overrides = list(args.overrides)
     if args.command == "synth":
         overrides += [f"synth.dataset={args.dataset}"] * bool(args.dataset) + [f"synth.out={args.out}"] * bool(args.out)
@@ -102,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_shard(cfg, [s for s in args.splits.split(",") if s])
         elif args.command == "demo":
             cmd_demo(cfg)
+        elif args.command == "eval":
+            cmd_eval(cfg, args)
     except (ConfigError, AnnotationError, FeatureError, ShardError) as e:
         print(f"avvp-dist {args.command}: error: {e}", file=sys.stderr)
         return 2

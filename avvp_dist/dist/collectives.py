@@ -54,3 +54,19 @@ def gather_rows(x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, t
         gathered.append(torch.cat(parts))
     valid = (torch.arange(m, device=x.device)[None, :] < counts[:, None]).reshape(-1)
     return big, tuple(gathered), valid, r * m
+
+
+def all_gather_bytes(payload: bytes) -> list[bytes]:
+    """Every rank's byte string, in rank order (sizes first, then a padded uint8 block)."""
+    if not is_distributed():
+        return [payload]
+    w = dist.get_world_size()
+    data = torch.frombuffer(bytearray(payload), dtype=torch.uint8) if payload else torch.zeros(0, dtype=torch.uint8)
+    sizes = torch.zeros(w, dtype=torch.long)
+    sizes[dist.get_rank()] = len(payload)
+    dist.all_reduce(sizes)
+    block = torch.zeros(max(1, int(sizes.max())), dtype=torch.uint8)
+    block[: len(payload)] = data
+    parts = [torch.empty_like(block) for _ in range(w)]
+    dist.all_gather(parts, block)
+    return [bytes(p[: int(n)].numpy()) for p, n in zip(parts, sizes)]

@@ -42,3 +42,21 @@ def discover(env: dict | None = None) -> DistEnv:
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} outside world size {world} ({source} environment)")
     return DistEnv(rank, world, local, source)
+
+
+def init_distributed(env: DistEnv) -> bool:
+    """Starts the default process group for a multi-rank job (nccl on CUDA, gloo on CPU);
+    returns False for a single process. Needs MASTER_ADDR / MASTER_PORT in the environment."""
+    import torch
+    import torch.distributed as dist
+
+    if env.world_size == 1 or dist.is_initialized():
+        return dist.is_initialized()
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if name not in os.environ:
+            raise RuntimeError(f"{env.world_size} ranks from {env.source} but {name} is not set")
+    os.environ.setdefault("RANK", str(env.rank))
+    os.environ.setdefault("WORLD_SIZE", str(env.world_size))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, rank=env.rank, world_size=env.world_size)
+    return True

@@ -34,38 +34,57 @@ def video_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
 
 def segment_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(TP, FP, FN) per video and class (N, C), summed over segments."""
-    pred, gt = pred.astype(np.int64), gt.astype(np.int64)
-    return (pred * gt).sum(-1), (pred * (1 - gt)).sum(-1), ((1 - pred) * gt).sum(-1)
+    pred, gt = pred.astype(bool, copy=False), gt.astype(bool, copy=False)
+    T = pred.shape[-1]
+    if T <= 24:  # each row as a bit mask (exact in float32), then population counts
+        bits = 2.0 ** np.arange(T, dtype=np.float32)
+        cp, cg = ((x.astype(np.float32) @ bits).astype(np.uint32) for x in (pred, gt))
+        tp = np.bitwise_count(cp & cg).astype(np.int64)
+        return tp, np.bitwise_count(cp).astype(np.int64) - tp, np.bitwise_count(cg).astype(np.int64) - tp
+    tp = np.count_nonzero(pred & gt, axis=-1)
+    return tp, np.count_nonzero(pred, axis=-1) - tp, np.count_nonzero(gt, axis=-1) - tp
 
 
-def run_ids(x: np.ndarray) -> np.ndarray:
-    """Event runs of a binary (..., T) array: 0 off-event, k >= 1 in the k-th run."""
-    x = x.astype(bool)
-    starts = x & ~np.concatenate([np.zeros_like(x[..., :1]), x[..., :-1]], axis=-1)
-    return np.cumsum(starts, axis=-1) * x
+def run_bounds(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Event runs of binary rows (M, T) as (starts, ends) (M, R), R = the most runs in a row,
+    padded with empty runs (start = end = 0); runs are [start, end) in segments."""
+    M, T = x.shape
+    pad = np.zeros((M, 1), np.int8)
+    d = np.diff(np.concatenate([pad, x.astype(np.int8), pad], axis=1), axis=1)
+    rows_s, at_s = np.nonzero(d == 1)
+    rows_e, at_e = np.nonzero(d == -1)
+    k = np.arange(len(rows_s)) - np.searchsorted(rows_s, rows_s)  # index of the run within its row
+    starts = np.zeros((M, int(k.max(initial=-1)) + 1), np.int32)
+    ends = np.zeros_like(starts)
+    starts[rows_s, k], ends[rows_e, k] = at_s, at_e
+    return starts, ends
 
 
 def event_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(TP, FP, FN) per video and class (N, C) over events with the IoU >= 0.5 rule."""
-    T = pred.shape[-1]
-    R = (T + 1) // 2  # most runs a length-T sequence can hold
-    k = np.arange(1, R + 1)
-    p_on = run_ids(pred)[..., None, :] == k[:, None]  # (N, C, R, T)
-    g_on = run_ids(gt)[..., None, :] == k[:, None]
-    inter = np.einsum("ncrt,ncst->ncrs", p_on.astype(np.int32), g_on.astype(np.int32))
-    len_p, len_g = p_on.sum(-1), g_on.sum(-1)  # (N, C, R)
-    union = len_p[..., :, None] + len_g[..., None, :] - inter
-    match = (2 * inter >= union) & (len_p[..., :, None] > 0) & (len_g[..., None, :] > 0)
-    tp = match.any(-1).sum(-1)
-    fp = (len_p > 0).sum(-1) - tp
-    fn = ((len_g > 0) & ~match.any(-2)).sum(-1)
-    return tp, fp, fn
+    N, C, T = pred.shape
+    tp, fp, fn = (np.zeros(N * C, np.int64) for _ in range(3))
+    pred, gt = pred.reshape(N * C, T).astype(bool, copy=False), gt.reshape(N * C, T).astype(bool, copy=False)
+    active = np.flatnonzero((pred | gt).any(1))  # most (video, class) rows are empty
+    ps, pe = run_bounds(pred[active])
+    gs, ge = run_bounds(gt[active])
+    inter = np.minimum(pe[:, :, None], ge[:, None, :]) - np.maximum(ps[:, :, None], gs[:, None, :])
+    np.maximum(inter, 0, out=inter)
+    len_p, len_g = pe - ps, ge - gs
+    union = len_p[:, :, None] + len_g[:, None, :] - inter
+    match = (2 * inter >= union) & (inter > 0)  # IoU >= 0.5, exactly; empty runs never intersect
+    n_p, n_g = np.count_nonzero(len_p, axis=1), np.count_nonzero(len_g, axis=1)
+    tp[active] = np.count_nonzero(match.any(2), axis=1)
+    fp[active] = n_p - tp[active]
+    fn[active] = n_g - np.count_nonzero(match.any(1), axis=1)
+    return tp.reshape(N, C), fp.reshape(N, C), fn.reshape(N, C)
 
 
 def llp_video_scores(pred_a, pred_v, gt_a, gt_v) -> dict[str, np.ndarray]:
     """Per-video F1 (N,) for a, v, av and the combined event score, at both levels."""
     _check(pred_a=pred_a, pred_v=pred_v, gt_a=gt_a, gt_v=gt_v)
-    pred_av, gt_av = pred_a * pred_v, gt_a * gt_v
+    pred_a, pred_v, gt_a, gt_v = (np.asarray(x).astype(bool, copy=False) for x in (pred_a, pred_v, gt_a, gt_v))
+    pred_av, gt_av = pred_a & pred_v, gt_a & gt_v
     out = {}
     for level, counts in (("seg", segment_counts), ("evt", event_counts)):
         a, v, av = counts(pred_a, gt_a), counts(pred_v, gt_v), counts(pred_av, gt_av)
