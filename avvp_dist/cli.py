@@ -1,4 +1,4 @@
-"""`avvp-dist` console entry: synth, shard, demo, eval, parse.
+"""`avvp-dist` console entry: synth, shard, train, demo, eval, parse.
 
 Every subcommand takes `--config FILE.yaml` and dotted overrides (`data.batch_size=8`);
 the config is checked completely before any work starts.
@@ -6,7 +6,9 @@ the config is checked completely before any work starts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -60,12 +62,42 @@ def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
     return manifests
 
 
-def cmd_demo(cfg: RunConfig) -> None:
-    """The main job on the embedded synthetic data: synth -> shards (-> train -> eval)."""
+def cmd_train(cfg: RunConfig) -> int:
+    from avvp_dist.engine.trainer import TrainingStopped, train
+
+    try:
+        return train(cfg)
+    except TrainingStopped as e:
+        print(f"avvp-dist train: stopped: {e}", file=sys.stderr, flush=True)
+        return 4
+
+
+def training_processes() -> int:
+    """One rank per GPU; on CPU one rank per 1-2 cores (here: 2 ranks on 2+ cores)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def cmd_demo(cfg: RunConfig, overrides: list[str], config: str | None) -> int:
+    """The main job on the embedded synthetic data: synth -> shards -> DeepSpeed training with
+    the full method (torchrun, one rank per GPU or 2 CPU ranks) -> test evaluation."""
+    import subprocess
+
     cfg.data.dataset = cfg.synth.dataset  # type: ignore[assignment]
     cfg.data.root = str(cmd_synth(cfg))
     cmd_shard(cfg, list(SPLITS))
-    print(f"demo: shards ready under {shard_dir(cfg)}")
+    n = training_processes()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           "-m", "avvp_dist.cli", "train", *(["--config", str(config)] if config else []), *overrides,
+           f"data.root={cfg.data.root}", f"data.dataset={cfg.data.dataset}"]
+    if cfg.data.features is not None:
+        import json
+        cmd.append("data.features=" + json.dumps([dataclasses.asdict(f) for f in cfg.data.features]))
+    print(f"demo: training on {n} rank(s): {' '.join(cmd[2:])}", flush=True)
+    return subprocess.run(cmd).returncode
 
 
 def cmd_eval(cfg: RunConfig, args) -> None:
@@ -110,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="shorthand for synth.out")
     s = add("shard", "write WebDataset shards + manifest from a raw dataset folder")
     s.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits (default: all)")
+    add("train", "train with DeepSpeed (python, torchrun, accelerate launch, srun, submitit)")
     add("demo", "the main job on the embedded synthetic data")
     s = add("eval", "score model checkpoints on a split of the shards (data.shards or <run_dir>/shards)")
     s.add_argument("--checkpoint", action="append", required=True, help="[name=]path of a model checkpoint; repeatable")
@@ -138,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.command == "synth":
         overrides += [f"synth.dataset={args.dataset}"] * bool(args.dataset) + [f"synth.out={args.out}"] * bool(args.out)
-    config = args.config or (DEFAULT_CONFIG if args.command == "demo" and DEFAULT_CONFIG.is_file() else None)
+    config = args.config or (DEFAULT_CONFIG if args.command == "demo" else None)
     try:
         cfg = load_config(config, overrides)
         if args.command == "synth":
@@ -146,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "shard":
             cmd_shard(cfg, [s for s in args.splits.split(",") if s])
         elif args.command == "demo":
-            cmd_demo(cfg)
+            return cmd_demo(cfg, overrides, config)
+        elif args.command == "train":
+            return cmd_train(cfg)
         elif args.command == "eval":
             cmd_eval(cfg, args)
     except (ConfigError, AnnotationError, FeatureError, ShardError) as e:

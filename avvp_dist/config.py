@@ -18,6 +18,7 @@ import yaml
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.synth import SynthConfig
+from avvp_dist.engine.config import TrainConfig
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
 
@@ -34,6 +35,7 @@ class RunConfig:
     synth: SynthConfig = field(default_factory=SynthConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     run_dir: str = "runs/demo"  # everything a run writes goes under here
     seed: int = 0  # one seed for data order, init and synthetic data
 

@@ -41,12 +41,20 @@ def discover(env: dict | None = None) -> DistEnv:
         rank, world, local, source = 0, 1, 0, "single"
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} outside world size {world} ({source} environment)")
+    # N processes started on this machine that each see a smaller world would train N separate jobs
+    for name in ("LOCAL_WORLD_SIZE", "SLURM_NTASKS"):
+        if name in env and _int(env, name) > world:
+            raise RuntimeError(f"{name}={env[name]} processes were started but this one sees world size {world} "
+                               f"({source} variables): they would train as separate jobs. Launch with torchrun, "
+                               "`accelerate launch` (ACCELERATE_USE_CPU=true ... --multi_gpu on CPU) or srun.")
     return DistEnv(rank, world, local, source)
 
 
-def init_distributed(env: DistEnv) -> bool:
+def init_distributed(env: DistEnv, timeout_s: float = 600) -> bool:
     """Starts the default process group for a multi-rank job (nccl on CUDA, gloo on CPU);
     returns False for a single process. Needs MASTER_ADDR / MASTER_PORT in the environment."""
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
 
@@ -58,5 +66,5 @@ def init_distributed(env: DistEnv) -> bool:
     os.environ.setdefault("RANK", str(env.rank))
     os.environ.setdefault("WORLD_SIZE", str(env.world_size))
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, rank=env.rank, world_size=env.world_size)
+    dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, timeout=timedelta(seconds=timeout_s))
     return True

@@ -46,7 +46,7 @@ def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: Pseudo
         terms["pseudo"], terms["pseudo_positions"] = pseudo.detach(), count
     if masks is not None and cfg.cma.enabled and embed is not None:
         b, t, c = masks.pairs.nonzero(as_tuple=True)
-        e_a, e_v = embed(out["h_a"][b, t], out["h_v"][b, t], c)
+        e_a, e_v = (e.float() for e in embed(out["h_a"][b, t], out["h_v"][b, t], c))
         count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64))
         scale = w / count.clamp_min(1).item()
         cma = torch.zeros((), device=weak.device)

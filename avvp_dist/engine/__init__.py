@@ -1,0 +1,1 @@
+"""Engine: the DeepSpeed training loop, checkpoint/resume, logging."""

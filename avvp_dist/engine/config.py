@@ -1,0 +1,39 @@
+"""TrainConfig: optimisation, precision, ZeRO stage, evaluation and checkpoint cadence."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class TrainConfig:
+    max_steps: int = 2000  # optimizer steps
+    lr: float = 3e-4  # HAN's Adam learning rate
+    weight_decay: float = 1e-4  # mild: the HAN model is small and the data weakly labelled
+    warmup_steps: int = 100  # linear warm-up, then cosine
+    min_lr_ratio: float = 0.05  # cosine floor as a fraction of lr
+    grad_clip: float = 1.0  # attention models spike early; clip the global norm
+    grad_accum: int = 1  # micro-steps per optimizer step
+    zero_stage: int = 0  # 0, 1 or 2; the HAN model is small, ZeRO matters for large ones
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 / fp16 on GPUs, fp32 on CPU
+    eval_every: int = 500  # steps between validation runs (0: only at the end)
+    checkpoint_every: int = 500  # steps between checkpoints (0: only at the end)
+    keep_checkpoints: int = 2  # complete checkpoints kept on disk
+    select: Literal["teacher", "student"] = "teacher"  # which model the best checkpoint is chosen by
+    log_every: int = 10  # steps between JSONL / TensorBoard records
+    max_consecutive_nan: int = 5  # non-finite losses in a row before the run stops
+    resume: str = ""  # "" (fresh run), "auto" (latest complete checkpoint of run_dir) or a checkpoint folder
+    dist_timeout_s: int = 600  # collectives that wait longer fail instead of hanging
+    threads: int = 0  # torch threads per rank; 0 = cores / ranks on this machine
+    protocol: str = "han"  # evaluation protocol preset
+    plots: int = 8  # test-split timeline plots at the end
+    debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these steps
+
+    def __post_init__(self):
+        if self.zero_stage not in (0, 1, 2):
+            raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
+        for name in ("max_steps", "grad_accum", "keep_checkpoints", "log_every", "max_consecutive_nan"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError("lr must be positive and min_lr_ratio in [0, 1]")

@@ -1,0 +1,35 @@
+"""The DeepSpeed config of a run: batch sizes, ZeRO stage, precision, clipping."""
+from __future__ import annotations
+
+import torch
+
+from avvp_dist.engine.config import TrainConfig
+
+
+def resolve_precision(requested: str) -> str:
+    """auto: bf16 on GPUs that support it, fp16 (dynamic loss scaling) on other GPUs, fp32 on CPU."""
+    if requested != "auto":
+        if requested == "fp16" and not torch.cuda.is_available():
+            raise ValueError("precision fp16 needs a GPU (DeepSpeed refuses fp16 on CPU)")
+        return requested
+    if not torch.cuda.is_available():
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def deepspeed_config(train: TrainConfig, micro_batch: int, world_size: int, precision: str) -> dict:
+    cfg = {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": train.grad_accum,
+        "train_batch_size": micro_batch * train.grad_accum * world_size,
+        "gradient_clipping": train.grad_clip,
+        "zero_optimization": {"stage": train.zero_stage},
+        "steps_per_print": 10**9,  # our logger reports; keep DeepSpeed quiet
+        "wall_clock_breakdown": False,
+    }
+    if precision == "bf16":
+        cfg["bf16"] = {"enabled": True}
+    elif precision == "fp16":
+        cfg["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 1000,
+                       "hysteresis": 2, "min_loss_scale": 1}
+    return cfg

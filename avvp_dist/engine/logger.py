@@ -1,0 +1,103 @@
+"""What a user sees of a run: progress bar, JSONL and TensorBoard records, curves, summary (rank 0)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+class RunLogger:
+    """Rank 0 writes; other ranks get a logger that does nothing."""
+
+    def __init__(self, run_dir: Path, enabled: bool, total_steps: int, start_step: int = 0):
+        self.enabled, self.run_dir = enabled, Path(run_dir)
+        self.bar = self.tb = None
+        self.t_last, self.samples = time.perf_counter(), 0
+        if not enabled:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = open(self.run_dir / "metrics.jsonl", "a")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
+        except ImportError:  # tensorboard is a dependency; a stripped install still trains
+            self.tb = None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+
+    def record(self, kind: str, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        self.jsonl.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
+        self.jsonl.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def step(self, step: int, samples: int, values: dict, write: bool) -> float:
+        """Advance the bar; returns samples/s since the last call that wrote."""
+        self.samples += samples
+        if not self.enabled:
+            return 0.0
+        self.bar.update(1)
+        if not write:
+            return 0.0
+        now = time.perf_counter()
+        rate = self.samples / max(now - self.t_last, 1e-9)
+        self.t_last, self.samples = now, 0
+        self.bar.set_postfix(loss=f"{values['loss']:.4f}", samples_s=f"{rate:.0f}")
+        self.record("train", step, {**values, "samples_per_s": rate})
+        return rate
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.jsonl.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records of metrics.jsonl; for a step logged twice (a resumed run), the last one wins."""
+    out: dict[tuple, dict] = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out[(r["kind"], r["step"])] = r
+    return sorted(out.values(), key=lambda r: (r["kind"], r["step"]))
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """curves.png: training loss terms and validation metrics against steps."""
+    records = read_records(run_dir / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    val = [r for r in records if r["kind"].startswith("val")]
+    if not train:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for key in ("loss", "weak", "pseudo", "cma"):
+        pts = [(r["step"], r[key]) for r in train if key in r]
+        if pts:
+            axes[0].plot(*zip(*pts), label=key)
+    axes[0].set_xlabel("step")
+    axes[0].set_title("training loss")
+    axes[0].legend()
+    for r_kind in sorted({r["kind"] for r in val}):
+        pts = [(r["step"], r["score"]) for r in val if r["kind"] == r_kind]
+        axes[1].plot(*zip(*pts), marker="o", label=r_kind.replace("val/", ""))
+    axes[1].set_xlabel("step")
+    axes[1].set_title("validation score")
+    if val:
+        axes[1].legend()
+    fig.tight_layout()
+    fig.savefig(run_dir / "curves.png", dpi=100)
+    plt.close(fig)
+    return run_dir / "curves.png"

@@ -1,0 +1,315 @@
+"""The training loop on DeepSpeed: one engine for every launch path (python, torchrun,
+accelerate launch, srun, submitit), the same checkpoints, the same outputs."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+
+from avvp_dist import __version__
+from avvp_dist.dist.env import DistEnv, discover, init_distributed
+from avvp_dist.engine import checkpoint as ckpt
+from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
+from avvp_dist.engine.logger import RunLogger, plot_curves
+from avvp_dist.engine.schedule import warmup_cosine
+from avvp_dist.method.ema import EMATeacher, flatten_parameters_
+from avvp_dist.method.objective import step_losses
+from avvp_dist.model.checkpoint import load_model, save_model
+from avvp_dist.model.model import AVVPModel
+
+log = logging.getLogger(__name__)
+EXIT_PREEMPTED = 3  # the run saved a checkpoint after a preemption signal and wants to be requeued
+
+
+class TrainingStopped(RuntimeError):
+    """The run stopped on purpose (too many non-finite losses); a checkpoint was saved."""
+
+
+def set_threads(env: DistEnv, requested: int) -> int:
+    """Torch threads per rank: the machine's cores divided among the ranks on it."""
+    local = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE", "1")
+    local = int(local.split("(")[0] or 1)  # SLURM writes e.g. "2(x3)"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = requested or max(1, cores // max(1, local))
+    torch.set_num_threads(n)
+    return n
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_run_record(run_dir: Path, cfg, env: DistEnv, precision: str, threads: int) -> None:
+    import deepspeed
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    record = {"command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": env.world_size,
+              "launcher": env.source, "precision": precision, "zero_stage": cfg.train.zero_stage,
+              "threads_per_rank": threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "versions": {"avvp_dist": __version__, "torch": torch.__version__, "deepspeed": deepspeed.__version__,
+                           "python": sys.version.split()[0]}}
+    (run_dir / "run.json").write_text(json.dumps(record, indent=1))
+
+
+class PreemptionFlag:
+    """A signal only sets a flag; the ranks agree on it at the next step boundary."""
+
+    def __init__(self, signals=(signal.SIGUSR2, signal.SIGTERM)):
+        self.raised = False
+        for s in signals:
+            signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.raised = True
+
+
+def agree(flag: bool, device) -> bool:
+    """True on every rank if it is True on any rank."""
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    if dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+class Trainer:
+    """Builds everything from a `RunConfig` and runs it: `Trainer(cfg).run()`."""
+
+    def __init__(self, cfg):
+        import deepspeed
+
+        from avvp_dist.data.stream import ShardStream
+
+        self.cfg, t = cfg, cfg.train
+        self.env = discover()
+        self.threads = set_threads(self.env, t.threads)
+        init_distributed(self.env, t.dist_timeout_s)
+        self.rank, self.world = self.env.rank, self.env.world_size
+        self.run_dir = Path(cfg.run_dir)
+        self.shards = Path(cfg.data.shards or self.run_dir / "shards")
+        self.precision = resolve_precision(t.precision)
+        torch.manual_seed(cfg.seed)
+        self.stream = ShardStream(self.shards / "train", cfg.data, self.rank, self.world, cfg.seed)
+        manifest = self.stream.manifest
+        self.classes, self.dataset = manifest.classes, manifest.dataset
+        model = AVVPModel(manifest.features, len(self.classes), cfg.model)
+        flatten_parameters_(model)  # the EMA then updates the whole student in one pass (ZeRO 0)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: warmup_cosine(s, t.warmup_steps, t.max_steps, t.min_lr_ratio))
+        ds = deepspeed_config(t, cfg.data.batch_size, self.world, self.precision)
+        self.engine, _, _, self.scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
+                                                                 lr_scheduler=scheduler, config=ds)
+        self.device = self.engine.device
+        self.dtype = next(self.engine.module.parameters()).dtype
+        # after initialize: the teacher copies the weights every rank now shares
+        self.teacher = (EMATeacher(self.engine.module, cfg.method.teacher.decay, cfg.method.teacher.warmup,
+                                   cfg.method.pseudo.backend) if cfg.method.needs_teacher else None)
+        self.step = self.nan_skips = self.consecutive_nan = 0
+        self.best = {"score": -math.inf, "step": None}
+        self.preempt = PreemptionFlag()
+        if self.rank == 0:
+            write_run_record(self.run_dir, cfg, self.env, self.precision, self.threads)
+        resume = ckpt.find_resume(self.run_dir, t.resume)
+        if resume is not None:
+            self._restore(resume)
+        self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.step)
+
+    # ---- checkpoints ---------------------------------------------------------------
+    def _save(self) -> Path:
+        client = {"step": self.step, "nan_skips": self.nan_skips, "best": self.best,
+                  "teacher": self.teacher.state_dict() if self.teacher else None}
+        rank_state = {"stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
+                      "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+        return ckpt.save(self.engine, self.run_dir, self.step, client, rank_state, self.rank,
+                         self.cfg.train.keep_checkpoints)
+
+    def _restore(self, path: Path) -> None:
+        client, rank_state = ckpt.load(self.engine, path, self.rank)
+        self.step, self.nan_skips, self.best = client["step"], client["nan_skips"], client["best"]
+        if self.teacher is not None:
+            self.teacher.load_state_dict(client["teacher"])
+        self.stream.load_state_dict(rank_state["stream"])
+        torch.set_rng_state(rank_state["torch_rng"])
+        if rank_state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rank_state["cuda_rng"])
+        if self.rank == 0:
+            print(f"resumed from {path} at step {self.step}", flush=True)
+
+    # ---- one micro-step ------------------------------------------------------------
+    def _batch(self, batch: dict) -> dict:
+        batch["features"] = {k: v.to(self.device, self.dtype) for k, v in batch["features"].items()}
+        batch["mask"], batch["labels"] = batch["mask"].to(self.device), batch["labels"].to(self.device)
+        return batch
+
+    def _student(self, x, mask):
+        out = self.engine(x, mask)
+        return {k: (v.float() if k in ("P", "p", "p_a", "p_v") else v) for k, v in out.items()}
+
+    def _teacher(self, x, mask):
+        return self.teacher({k: v.float() for k, v in x.items()}, mask)
+
+    def _micro_step(self, batch: dict) -> dict | None:
+        """Loss, backward and (at an accumulation boundary) the optimizer step. None: skipped."""
+        cfg = self.cfg
+        embed = self.engine.module.embed if cfg.method.cma.enabled else None
+        terms = step_losses(self._student, embed, self._teacher if self.teacher else None, self._batch(batch),
+                            cfg.method, self.step)
+        loss = terms["loss"]
+        if self.step in cfg.train.debug_nan_steps and self.rank == 0:
+            loss = loss * float("nan")
+        if agree(not torch.isfinite(loss).item(), self.device):  # every rank skips together
+            self.nan_skips += 1
+            self.consecutive_nan += 1
+            return None
+        self.consecutive_nan = 0
+        self.engine.backward(loss)
+        self.engine.step()
+        return terms
+
+    # ---- evaluation ----------------------------------------------------------------
+    def _models(self) -> dict:
+        models = {"student": self.engine.module}
+        if self.teacher is not None:
+            models["teacher"] = self.teacher.module
+        return models
+
+    def _evaluate(self, split: str, models: dict, checkpoints: dict | None = None) -> dict:
+        from avvp_dist.eval.run import evaluate
+
+        data = dataclasses.replace(self.cfg.data, num_workers=0, batch_size=max(8, self.cfg.data.batch_size))
+        float_models = {}
+        for name, m in models.items():  # evaluate in fp32 whatever the training precision
+            float_models[name] = m if next(m.parameters()).dtype == torch.float32 else _fp32_copy(m)
+        return evaluate(checkpoints or {}, self.shards, data, split, self.cfg.train.protocol, self.rank, self.world,
+                        model_override=float_models)
+
+    def _validate(self) -> None:
+        result = self._evaluate("val", self._models())
+        key = "seg_type" if self.dataset == "llp" else "map_mean"
+        for name, rep in result["models"].items():
+            self.logger.record(f"val/{name}", self.step, {"score": rep["metrics"][key], **rep["metrics"]})
+        chosen = self.cfg.train.select if self.cfg.train.select in result["models"] else "student"
+        score = result["models"][chosen]["metrics"][key]
+        if score > self.best["score"]:
+            self.best = {"score": score, "step": self.step, "metric": key, "model": chosen}
+            if self.rank == 0:
+                for name, m in self._models().items():
+                    save_model(m, self.run_dir / f"best_{name}.pt", self.classes, self.dataset,
+                               extra={"step": self.step, key: result["models"][name]["metrics"][key]})
+        if self.rank == 0:
+            self.logger.bar.write(f"step {self.step}: val {key} " + ", ".join(
+                f"{n} {r['metrics'][key]:.2f}" for n, r in result["models"].items()) + f" (best {self.best['score']:.2f})")
+
+    # ---- the loop ------------------------------------------------------------------
+    def run(self) -> int:
+        t = self.cfg.train
+        micro = 0
+        t0, start_step = time.perf_counter(), self.step
+        try:
+            while self.step < t.max_steps:
+                for batch in self.stream:
+                    n = len(batch["keys"])
+                    terms = self._micro_step(batch)
+                    if terms is None:
+                        if self.consecutive_nan >= t.max_consecutive_nan:
+                            path = self._save()
+                            raise TrainingStopped(
+                                f"{self.consecutive_nan} non-finite losses in a row at step {self.step} "
+                                f"({self.nan_skips} skipped in all); last good state saved in {path}")
+                        continue
+                    micro += 1
+                    if micro % t.grad_accum:
+                        continue
+                    if self.engine.was_step_applied():  # an fp16 overflow step does not count
+                        self.step += 1
+                        if self.teacher is not None:
+                            self.teacher.update(self.engine.module)
+                    write = self.step % t.log_every == 0
+                    values = {k: float(v) for k, v in terms.items()} if write else {}
+                    if write:
+                        values.update(lr=self.scheduler.get_last_lr()[0], nan_skips=self.nan_skips,
+                                      epoch=self.stream.epoch)
+                    self.logger.step(self.step, n * self.world * t.grad_accum, values, write)
+                    if t.eval_every and self.step % t.eval_every == 0:
+                        self._validate()
+                    if agree(self.preempt.raised, self.device):
+                        path = self._save()
+                        if self.rank == 0:
+                            print(f"preempted at step {self.step}: checkpoint {path}; exiting for requeue", flush=True)
+                        return EXIT_PREEMPTED
+                    if t.checkpoint_every and self.step % t.checkpoint_every == 0:
+                        self._save()
+                    if self.step >= t.max_steps:
+                        break
+            if not t.checkpoint_every or self.step % t.checkpoint_every:
+                self._save()
+            if not (t.eval_every and self.step % t.eval_every == 0):
+                self._validate()
+            self._finish(time.perf_counter() - t0, self.step - start_step)
+            return 0
+        finally:
+            self.logger.close()
+
+    def _finish(self, seconds: float, steps: int) -> None:
+        """Test-split evaluation of the best checkpoints, tables, plots, curves, summary."""
+        from avvp_dist.eval.run import print_report, write_outputs
+
+        names = [n for n in ("student", "teacher") if (self.run_dir / f"best_{n}.pt").is_file()]
+        if dist.is_initialized():
+            dist.barrier()
+        models = {n: load_model(self.run_dir / f"best_{n}.pt")[0] for n in names}
+        result = self._evaluate("test", models)
+        if self.rank != 0:
+            return
+        write_outputs(result, self.run_dir / "eval_test", self.cfg.train.plots)
+        curves = plot_curves(self.run_dir)
+        print()
+        print_report(result)
+        rate = steps * self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum / max(seconds, 1e-9)
+        key = self.best.get("metric", "score")
+        summary = [
+            "", "=" * 72, f"run {self.run_dir}",
+            f"data       {self.dataset}: {self.stream.manifest.num_samples} training videos, "
+            f"{len(self.classes)} classes, shards in {self.shards}",
+            f"world      {self.world} rank(s) ({self.env.source}), {self.threads} threads/rank, ZeRO "
+            f"{self.cfg.train.zero_stage}, {self.precision}",
+            f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s); {self.nan_skips} non-finite steps skipped",
+            f"best       {self.best.get('model')} {key} {self.best['score']:.2f} at step {self.best['step']} "
+            f"-> {self.run_dir / ('best_' + str(self.best.get('model')) + '.pt')}",
+            f"test       {self.run_dir / 'eval_test' / 'metrics.json'}; plots in {self.run_dir / 'eval_test' / 'plots'}",
+            f"curves     {curves}", "=" * 72]
+        print("\n".join(summary), flush=True)
+        (self.run_dir / "summary.txt").write_text("\n".join(summary) + "\n")
+
+
+def _fp32_copy(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(module).float()
+
+
+def train(cfg) -> int:
+    """Entry point of every launch path; returns the process exit code."""
+    code = Trainer(cfg).run()
+    if dist.is_initialized():  # only after a clean finish: a failed rank must not wait here
+        dist.barrier()
+        dist.destroy_process_group()
+    return code
