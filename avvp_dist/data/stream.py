@@ -191,8 +191,11 @@ class ShardStream:
         plan = self.plan()
         reader = _SlotReader(self.urls, self.manifest, plan.slots[self.rank], self.batch, self.seed,
                              self.epoch, self.rank, self.cfg, self.train)
+        # its own generator: starting an iterator must not draw from the global RNG (dropout),
+        # or a run resumed mid-epoch would see other random numbers than an uninterrupted one
+        gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, self.rank)) & 0x7FFFFFFF)
         loader = DataLoader(reader, batch_size=None, num_workers=self.cfg.num_workers,
-                            prefetch_factor=2 if self.cfg.num_workers else None)
+                            prefetch_factor=2 if self.cfg.num_workers else None, generator=gen)
         skipped: Counter = Counter()
         samples = 0
         for batch in loader:

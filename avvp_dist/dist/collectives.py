@@ -43,10 +43,10 @@ def gather_rows(x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, t
     dist.all_reduce(counts)
     m = max(1, int(counts.max()))
     pad = lambda t: torch.cat([t, t.new_zeros((m - n, *t.shape[1:]))])  # noqa: E731
-    from torch.distributed._functional_collectives import all_gather_tensor_autograd, wait_tensor
+    from torch.distributed._functional_collectives import all_gather_single_autograd, wait_tensor
 
     # rows of rank r land at [r*m, (r+1)*m); backward sends each rank its rows' gradient
-    big = wait_tensor(all_gather_tensor_autograd(pad(x).contiguous(), gather_dim=0, group=dist.group.WORLD))
+    big = wait_tensor(all_gather_single_autograd(pad(x).contiguous(), gather_dim=0, group=dist.group.WORLD))
     gathered = []
     for t in others:
         parts = [torch.empty_like(pad(t)) for _ in range(w)]

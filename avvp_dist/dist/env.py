@@ -51,15 +51,23 @@ def discover(env: dict | None = None) -> DistEnv:
 
 
 def init_distributed(env: DistEnv, timeout_s: float = 600) -> bool:
-    """Starts the default process group for a multi-rank job (nccl on CUDA, gloo on CPU);
-    returns False for a single process. Needs MASTER_ADDR / MASTER_PORT in the environment."""
+    """Starts the default process group (nccl on CUDA, gloo on CPU); a single process gets a
+    1-rank group on a free local port. A multi-rank job needs MASTER_ADDR / MASTER_PORT."""
     from datetime import timedelta
 
     import torch
     import torch.distributed as dist
 
-    if env.world_size == 1 or dist.is_initialized():
-        return dist.is_initialized()
+    if dist.is_initialized():
+        return True
+    if env.world_size == 1:  # a plain process: a 1-rank group, so DeepSpeed looks for no MPI
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        for name, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port)), ("LOCAL_RANK", "0")):
+            os.environ.setdefault(name, value)
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
             raise RuntimeError(f"{env.world_size} ranks from {env.source} but {name} is not set")

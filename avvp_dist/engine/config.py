@@ -27,7 +27,8 @@ class TrainConfig:
     threads: int = 0  # torch threads per rank; 0 = cores / ranks on this machine
     protocol: str = "han"  # evaluation protocol preset
     plots: int = 8  # test-split timeline plots at the end
-    debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these steps
+    deepspeed_json: str = ""  # a DeepSpeed JSON whose keys override the generated config (e.g. bucket sizes)
+    debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these micro-steps (1-based)
 
     def __post_init__(self):
         if self.zero_stage not in (0, 1, 2):

@@ -32,4 +32,15 @@ def deepspeed_config(train: TrainConfig, micro_batch: int, world_size: int, prec
     elif precision == "fp16":
         cfg["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 1000,
                        "hysteresis": 2, "min_loss_scale": 1}
+    if train.deepspeed_json:
+        import json
+
+        cfg = _merge(cfg, json.loads(open(train.deepspeed_json).read()))
     return cfg
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -122,7 +122,7 @@ class Trainer:
         # after initialize: the teacher copies the weights every rank now shares
         self.teacher = (EMATeacher(self.engine.module, cfg.method.teacher.decay, cfg.method.teacher.warmup,
                                    cfg.method.pseudo.backend) if cfg.method.needs_teacher else None)
-        self.step = self.nan_skips = self.consecutive_nan = 0
+        self.step = self.nan_skips = self.consecutive_nan = self.micro_steps = 0
         self.best = {"score": -math.inf, "step": None}
         self.preempt = PreemptionFlag()
         if self.rank == 0:
@@ -173,7 +173,8 @@ class Trainer:
         terms = step_losses(self._student, embed, self._teacher if self.teacher else None, self._batch(batch),
                             cfg.method, self.step)
         loss = terms["loss"]
-        if self.step in cfg.train.debug_nan_steps and self.rank == 0:
+        self.micro_steps += 1
+        if self.micro_steps in cfg.train.debug_nan_steps and self.rank == 0:
             loss = loss * float("nan")
         if agree(not torch.isfinite(loss).item(), self.device):  # every rank skips together
             self.nan_skips += 1
@@ -243,7 +244,7 @@ class Trainer:
                         if self.teacher is not None:
                             self.teacher.update(self.engine.module)
                     write = self.step % t.log_every == 0
-                    values = {k: float(v) for k, v in terms.items()} if write else {}
+                    values = {k: float(v.detach()) for k, v in terms.items()} if write else {}
                     if write:
                         values.update(lr=self.scheduler.get_last_lr()[0], nan_skips=self.nan_skips,
                                       epoch=self.stream.epoch)
@@ -272,10 +273,13 @@ class Trainer:
         """Test-split evaluation of the best checkpoints, tables, plots, curves, summary."""
         from avvp_dist.eval.run import print_report, write_outputs
 
-        names = [n for n in ("student", "teacher") if (self.run_dir / f"best_{n}.pt").is_file()]
+        if self.rank == 0:
+            for name, m in self._models().items():
+                save_model(m, self.run_dir / f"final_{name}.pt", self.classes, self.dataset, extra={"step": self.step})
         if dist.is_initialized():
-            dist.barrier()
-        models = {n: load_model(self.run_dir / f"best_{n}.pt")[0] for n in names}
+            dist.barrier()  # rank 0 has written every best_/final_ file before anyone reads them
+        # the same names on every rank (not what each rank happens to see on disk): same collectives
+        models = {n: load_model(self.run_dir / f"best_{n}.pt")[0] for n in self._models()}
         result = self._evaluate("test", models)
         if self.rank != 0:
             return

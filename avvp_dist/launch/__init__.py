@@ -1,0 +1,1 @@
+"""Launchers: accelerate recipes, submitit, sbatch helpers. All end in `engine.trainer.train`."""
