@@ -12,10 +12,12 @@ SMALL = ["synth.num_train=12", "synth.num_val=4", "synth.num_test=4", "synth.fea
          "data.samples_per_shard=5"]
 
 
-def test_demo_writes_shards_with_the_configured_features(tmp_path):
-    assert main(["demo", f"run_dir={tmp_path}", *SMALL]) == 0
+def test_synth_and_shard_with_the_configured_features(tmp_path):
+    raw, shards = tmp_path / "raw", tmp_path / "shards"
+    assert main(["synth", "--out", str(raw), *SMALL]) == 0
+    assert main(["shard", f"data.root={raw}", f"data.shards={shards}", *SMALL]) == 0
     for split, n in (("train", 12), ("val", 4), ("test", 4)):
-        doc = json.loads((tmp_path / "shards" / split / "manifest.json").read_text())
+        doc = json.loads((shards / split / "manifest.json").read_text())
         assert doc["num_samples"] == n and [s["count"] for s in doc["shards"]] == [5] * (n // 5) + [n % 5] * bool(n % 5)
         assert [(f["name"], f["dim"], f["steps"]) for f in doc["features"]] == [
             ("vggish", 8, 10), ("res152", 16, 10), ("r2plus1d_18", 8, 10)]

@@ -9,14 +9,12 @@ from avvp_dist.cli import main
 from avvp_dist.model.checkpoint import save_model
 from avvp_dist.model.config import ModelConfig
 from avvp_dist.model.model import AVVPModel
-from conftest import SMALL_DIMS, SMALL_DIMS_UNAV
+from conftest import SMALL_DIMS, SMALL_DIMS_UNAV, synth_and_shard
 from dist_helpers import run_world
 
 
 def _dataset(tmp, dataset, dims, n_test):
-    args = ["demo", f"run_dir={tmp}", f"synth.dataset={dataset}", "synth.num_train=4", "synth.num_val=6",
-            f"synth.num_test={n_test}", "synth.feature_dims=" + json.dumps(dims), "data.samples_per_shard=4"]
-    assert main(args) == 0
+    synth_and_shard(tmp, dataset, dims, train=4, val=6, test=n_test, per_shard=4)
     manifest = json.loads((tmp / "shards" / "test" / "manifest.json").read_text())
     torch.manual_seed(0)
     model = AVVPModel(manifest["features"], len(manifest["classes"]), ModelConfig(d_model=16, ffn_dim=16, embed_dim=4))
@@ -46,7 +44,7 @@ def test_eval_command_writes_metrics_tables_and_plots(tmp_path, capsys):
     ckpt = _dataset(tmp_path, "llp", SMALL_DIMS, n_test=7)
     capsys.readouterr()
     out = tmp_path / "ev"
-    assert main(["eval", f"run_dir={tmp_path}", "--checkpoint", f"student={ckpt}", "--checkpoint", f"teacher={ckpt}",
+    assert main(["eval", f"data.shards={tmp_path / 'shards'}", "--checkpoint", f"student={ckpt}", "--checkpoint", f"teacher={ckpt}",
                  "--plots", "2", "--out", str(out), "--calibrate-on", "val"]) == 0
     doc = json.loads((out / "metrics.json").read_text())
     assert set(doc["models"]) == {"student", "teacher"} and doc["split"] == "test"

@@ -1,10 +1,7 @@
 """The method end to end in one process on synthetic shards: the total loss goes down."""
-import json
-
 import pytest
 import torch
 
-from avvp_dist.cli import main
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
 from avvp_dist.method.config import MethodConfig
@@ -12,14 +9,13 @@ from avvp_dist.method.ema import EMATeacher, flatten_parameters_
 from avvp_dist.method.objective import step_losses
 from avvp_dist.model.config import ModelConfig
 from avvp_dist.model.model import AVVPModel
-from conftest import SMALL_DIMS
+from conftest import synth_and_shard
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_method_loss_goes_down(tmp_path):
-    assert main(["demo", f"run_dir={tmp_path}", "synth.num_train=96", "synth.num_val=4", "synth.num_test=4",
-                 "synth.feature_dims=" + json.dumps(SMALL_DIMS), "data.samples_per_shard=32"]) == 0
+    synth_and_shard(tmp_path, train=96, val=4, test=4, per_shard=32)
     stream = ShardStream(tmp_path / "shards" / "train", DataConfig(batch_size=16, num_workers=0), seed=0)
     features = stream.manifest.features
     torch.manual_seed(0)

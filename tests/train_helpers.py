@@ -1,13 +1,12 @@
 """Running the real training command from tests: tiny data, tiny model, real launchers."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SMALL_DIMS
+from conftest import synth_and_shard
 from dist_helpers import free_port
 
 TINY = ["model.d_model=16", "model.ffn_dim=16", "model.embed_dim=8", "data.batch_size=4", "data.num_workers=1",
@@ -17,13 +16,7 @@ TINY = ["model.d_model=16", "model.ffn_dim=16", "model.embed_dim=8", "data.batch
 
 def make_shards(folder: Path) -> Path:
     """Tiny synthetic LLP data and shards under `folder`; returns the shard folder."""
-    from avvp_dist.cli import main
-
-    common = ["synth.num_train=48", "synth.num_val=10", "synth.num_test=10",
-              "synth.feature_dims=" + json.dumps(SMALL_DIMS), "data.samples_per_shard=7"]
-    assert main(["synth", "--out", str(folder / "raw"), *common]) == 0
-    assert main(["shard", f"data.root={folder / 'raw'}", f"data.shards={folder / 'shards'}", *common]) == 0
-    return folder / "shards"
+    return synth_and_shard(folder)
 
 
 def train_cmd(nproc: int | None, run_dir: Path, shards: Path, *overrides: str) -> list[str]:
