@@ -191,3 +191,17 @@ def test_ci_sized_main_job(tmp_path):
     assert len(list((tmp_path / "eval_test" / "plots" / "teacher").glob("*.png"))) == 8
     assert (tmp_path / "curves.png").is_file() and (tmp_path / "summary.txt").is_file()
     assert (tmp_path / "config.yaml").is_file() and json.loads((tmp_path / "run.json").read_text())["world_size"] == 2
+
+
+def test_resume_never_picks_a_half_written_checkpoint(tmp_path):
+    from avvp_dist.engine.checkpoint import find_resume
+
+    root = tmp_path / "checkpoints"
+    (root / "step_0000100").mkdir(parents=True)
+    (root / "step_0000100" / "COMPLETE").write_text("100\n")
+    (root / "step_0000200").mkdir()  # a crash while saving step 200: no marker
+    (root / "step_0000200" / "mp_rank_00_model_states.pt").write_bytes(b"partial")
+    assert find_resume(tmp_path, "auto") == root / "step_0000100"
+    assert find_resume(tmp_path, "") is None
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        find_resume(tmp_path, str(root / "step_0000200"))

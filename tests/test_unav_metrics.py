@@ -64,3 +64,11 @@ def test_bins():
     assert pred_bins(rows, 4).tolist() == [[1, 0, 0, 0]]
     f = av_bin_f1([g], [g])
     assert f == {"seg_av": 100.0, "evt_av": 100.0}
+
+
+def test_mismatched_videos_and_classes_are_errors():
+    gts = {"a": [(0, 0.0, 1.0)]}
+    with pytest.raises(ValueError, match="without ground truth, e.g. \\['b'\\]"):
+        unav_map({"b": [(0, 0.0, 1.0, 1.0)]}, gts, 2)
+    with pytest.raises(ValueError, match="class ids \\[5\\] outside 0..1"):
+        unav_map({"a": [(5, 0.0, 1.0, 1.0)]}, gts, 2)

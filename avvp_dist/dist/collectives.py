@@ -25,6 +25,27 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+class _GatherRows(torch.autograd.Function):
+    """All-gather of equal (m, D) blocks; backward hands each rank the summed gradient of its block.
+
+    Plain synchronous collectives: torch's autograd gathers leave asynchronous work that,
+    unwaited (a rank whose rows get no gradient), aborted gloo processes at exit.
+    """
+
+    @staticmethod
+    def forward(ctx, block: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(block) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, block.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)  # every rank's loss contributes to every block's gradient
+        m = grad.shape[0] // dist.get_world_size()
+        return grad[dist.get_rank() * m:(dist.get_rank() + 1) * m]
+
+
 def gather_rows(x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor, int]:
     """All-gathers a variable number of rows from every rank, with gradient for `x`.
 
@@ -43,10 +64,7 @@ def gather_rows(x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, t
     dist.all_reduce(counts)
     m = max(1, int(counts.max()))
     pad = lambda t: torch.cat([t, t.new_zeros((m - n, *t.shape[1:]))])  # noqa: E731
-    from torch.distributed._functional_collectives import all_gather_single_autograd, wait_tensor
-
-    # rows of rank r land at [r*m, (r+1)*m); backward sends each rank its rows' gradient
-    big = wait_tensor(all_gather_single_autograd(pad(x).contiguous(), gather_dim=0, group=dist.group.WORLD))
+    big = _GatherRows.apply(pad(x))
     gathered = []
     for t in others:
         parts = [torch.empty_like(pad(t)) for _ in range(w)]

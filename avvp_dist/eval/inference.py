@@ -20,8 +20,9 @@ def predict(model: torch.nn.Module, batches) -> dict:
     was_training = model.training
     model.eval()
     keys, P, p, p_a, p_v, meta = [], [], [], [], [], []
+    device = next(model.parameters()).device
     for batch in batches:
-        out = model(batch["features"], batch["mask"])
+        out = model({k: v.to(device) for k, v in batch["features"].items()}, batch["mask"].to(device))
         lengths = batch["mask"].sum(1).tolist()
         keys += batch["keys"]
         meta += batch["meta"]

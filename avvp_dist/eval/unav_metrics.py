@@ -89,6 +89,12 @@ def average_precision(preds: list[tuple[str, float, float, float]], gts: list[tu
 def unav_map(preds: dict[str, list[tuple[int, float, float, float]]], gts: dict[str, list[tuple[int, float, float]]],
              num_classes: int) -> dict[str, float]:
     """mAP (percent) at each tIoU and their mean, over classes with GT events."""
+    unknown = sorted(set(preds) - set(gts))
+    if unknown:
+        raise ValueError(f"predictions for {len(unknown)} videos without ground truth, e.g. {unknown[:3]}")
+    bad = sorted({c for evs in list(preds.values()) + list(gts.values()) for c, *_ in evs if not 0 <= c < num_classes})
+    if bad:
+        raise ValueError(f"class ids {bad[:5]} outside 0..{num_classes - 1}")
     aps = []
     for c in range(num_classes):
         g = [(v, s, e) for v, evs in gts.items() for (cc, s, e) in evs if cc == c]
