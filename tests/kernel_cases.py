@@ -5,7 +5,6 @@ fresh process, e.g. the Triton kernels under `TRITON_INTERPRET=1`.
 """
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np

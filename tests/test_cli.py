@@ -3,7 +3,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from avvp_dist.cli import main
 from conftest import SMALL_DIMS

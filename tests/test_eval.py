@@ -1,7 +1,6 @@
 """Evaluation end to end: sharded inference (1 vs 2 ranks), `avvp-dist eval` outputs, `parse`."""
 import json
 
-import numpy as np
 import pytest
 import torch
 

@@ -1,6 +1,5 @@
 """The method across real gloo ranks: gathered gradients, zero-pair ranks, and 2 ranks x B
 under DeepSpeed equal to 1 process x 2B (normalisation contract, DESIGN.md)."""
-import json
 
 import numpy as np
 import pytest
@@ -8,7 +7,6 @@ import torch
 
 from avvp_dist.method.losses import agreement_sum, infonce_sum
 from dist_helpers import run_world
-from method_setup import build
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 

@@ -1,7 +1,6 @@
 """UnAV-100 reader on the real annotation file, and its errors."""
 import json
 
-import numpy as np
 import pytest
 
 from avvp_dist.data.annotations import AnnotationError, segment_labels

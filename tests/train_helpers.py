@@ -1,7 +1,6 @@
 """Running the real training command from tests: tiny data, tiny model, real launchers."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

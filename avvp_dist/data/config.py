@@ -1,7 +1,7 @@
 """DataConfig: where the data lives, which features, how shards are written and streamed."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 

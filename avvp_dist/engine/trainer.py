@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import os
 import signal
@@ -27,7 +26,6 @@ from avvp_dist.method.objective import step_losses
 from avvp_dist.model.checkpoint import load_model, save_model
 from avvp_dist.model.model import AVVPModel
 
-log = logging.getLogger(__name__)
 EXIT_PREEMPTED = 3  # the run saved a checkpoint after a preemption signal and wants to be requeued
 
 
@@ -123,6 +121,7 @@ class Trainer:
         self.teacher = (EMATeacher(self.engine.module, cfg.method.teacher.decay, cfg.method.teacher.warmup,
                                    cfg.method.pseudo.backend) if cfg.method.needs_teacher else None)
         self.step = self.nan_skips = self.consecutive_nan = self.micro_steps = 0
+        self.overhead_s = 0.0  # validation and checkpoint time, left out of the throughput
         self.best = {"score": -math.inf, "step": None}
         self.preempt = PreemptionFlag()
         if self.rank == 0:
@@ -134,12 +133,15 @@ class Trainer:
 
     # ---- checkpoints ---------------------------------------------------------------
     def _save(self) -> Path:
+        t0 = time.perf_counter()
         client = {"step": self.step, "nan_skips": self.nan_skips, "best": self.best,
                   "teacher": self.teacher.state_dict() if self.teacher else None}
         rank_state = {"stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
                       "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
-        return ckpt.save(self.engine, self.run_dir, self.step, client, rank_state, self.rank,
+        path = ckpt.save(self.engine, self.run_dir, self.step, client, rank_state, self.rank,
                          self.cfg.train.keep_checkpoints)
+        self.overhead_s += time.perf_counter() - t0
+        return path
 
     def _restore(self, path: Path) -> None:
         client, rank_state = ckpt.load(self.engine, path, self.rank)
@@ -203,6 +205,7 @@ class Trainer:
                         model_override=float_models)
 
     def _validate(self) -> None:
+        t0 = time.perf_counter()
         result = self._evaluate("val", self._models())
         key = "seg_type" if self.dataset == "llp" else "map_mean"
         for name, rep in result["models"].items():
@@ -218,6 +221,7 @@ class Trainer:
         if self.rank == 0:
             self.logger.bar.write(f"step {self.step}: val {key} " + ", ".join(
                 f"{n} {r['metrics'][key]:.2f}" for n, r in result["models"].items()) + f" (best {self.best['score']:.2f})")
+        self.overhead_s += time.perf_counter() - t0
 
     # ---- the loop ------------------------------------------------------------------
     def run(self) -> int:
@@ -264,7 +268,7 @@ class Trainer:
                 self._save()
             if not (t.eval_every and self.step % t.eval_every == 0):
                 self._validate()
-            self._finish(time.perf_counter() - t0, self.step - start_step)
+            self._finish(time.perf_counter() - t0 - self.overhead_s, self.step - start_step)
             return 0
         finally:
             self.logger.close()
@@ -295,7 +299,8 @@ class Trainer:
             f"{len(self.classes)} classes, shards in {self.shards}",
             f"world      {self.world} rank(s) ({self.env.source}), {self.threads} threads/rank, ZeRO "
             f"{self.cfg.train.zero_stage}, {self.precision}",
-            f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s); {self.nan_skips} non-finite steps skipped",
+            f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s of training, without "
+            f"validation and checkpoints); {self.nan_skips} non-finite steps skipped",
             f"best       {self.best.get('model')} {key} {self.best['score']:.2f} at step {self.best['step']} "
             f"-> {self.run_dir / ('best_' + str(self.best.get('model')) + '.pt')}",
             f"test       {self.run_dir / 'eval_test' / 'metrics.json'}; plots in {self.run_dir / 'eval_test' / 'plots'}",
