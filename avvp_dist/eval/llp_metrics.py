@@ -65,7 +65,8 @@ def event_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarr
     N, C, T = pred.shape
     tp, fp, fn = (np.zeros(N * C, np.int64) for _ in range(3))
     pred, gt = pred.reshape(N * C, T).astype(bool, copy=False), gt.reshape(N * C, T).astype(bool, copy=False)
-    active = np.flatnonzero((pred | gt).any(1))  # most (video, class) rows are empty
+    ones = np.ones(T, np.float32)
+    active = np.flatnonzero((pred | gt).astype(np.float32) @ ones)  # most (video, class) rows are empty
     ps, pe = run_bounds(pred[active])
     gs, ge = run_bounds(gt[active])
     inter = np.minimum(pe[:, :, None], ge[:, None, :]) - np.maximum(ps[:, :, None], gs[:, None, :])
@@ -73,10 +74,18 @@ def event_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarr
     len_p, len_g = pe - ps, ge - gs
     union = len_p[:, :, None] + len_g[:, None, :] - inter
     match = (2 * inter >= union) & (inter > 0)  # IoU >= 0.5, exactly; empty runs never intersect
-    n_p, n_g = np.count_nonzero(len_p, axis=1), np.count_nonzero(len_g, axis=1)
-    tp[active] = np.count_nonzero(match.any(2), axis=1)
+    # reductions over the few runs, written as slice operations (numpy reduces tiny axes slowly)
+    M, Rp, Rg = match.shape
+    pred_hit = np.zeros((M, Rp), bool)  # the predicted run matches some GT run
+    gt_hit = np.zeros((M, Rg), bool)  # the GT run is matched by some predicted run
+    for r in range(Rg):
+        pred_hit |= match[:, :, r]
+    for r in range(Rp):
+        gt_hit |= match[:, r, :]
+    n_p, n_g = (len_p > 0).sum(1), (len_g > 0).sum(1)
+    tp[active] = pred_hit.sum(1)
     fp[active] = n_p - tp[active]
-    fn[active] = n_g - np.count_nonzero(match.any(1), axis=1)
+    fn[active] = n_g - gt_hit.sum(1)
     return tp.reshape(N, C), fp.reshape(N, C), fn.reshape(N, C)
 
 
@@ -86,8 +95,11 @@ def llp_video_scores(pred_a, pred_v, gt_a, gt_v) -> dict[str, np.ndarray]:
     pred_a, pred_v, gt_a, gt_v = (np.asarray(x).astype(bool, copy=False) for x in (pred_a, pred_v, gt_a, gt_v))
     pred_av, gt_av = pred_a & pred_v, gt_a & gt_v
     out = {}
+    n = len(pred_a)
+    preds, gts = np.concatenate([pred_a, pred_v, pred_av]), np.concatenate([gt_a, gt_v, gt_av])
     for level, counts in (("seg", segment_counts), ("evt", event_counts)):
-        a, v, av = counts(pred_a, gt_a), counts(pred_v, gt_v), counts(pred_av, gt_av)
+        tp, fp, fn = counts(preds, gts)  # a, v, av stacked along videos: one pass each
+        a, v, av = ((tp[i * n:(i + 1) * n], fp[i * n:(i + 1) * n], fn[i * n:(i + 1) * n]) for i in range(3))
         out[f"{level}_a"], out[f"{level}_v"], out[f"{level}_av"] = video_f1(*a), video_f1(*v), video_f1(*av)
         out[f"{level}_event"] = video_f1(*(x + y for x, y in zip(a, v)))
     return out
