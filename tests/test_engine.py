@@ -205,3 +205,25 @@ def test_resume_never_picks_a_half_written_checkpoint(tmp_path):
     assert find_resume(tmp_path, "") is None
     with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
         find_resume(tmp_path, str(root / "step_0000200"))
+
+
+def test_unav100_recipe_under_accelerate_with_zero1(tmp_path):
+    """Variable-length UnAV-100 batches, top-k masks, ZeRO 1 chosen on accelerate's command line."""
+    from conftest import synth_and_shard
+    from dist_helpers import free_port
+    from train_helpers import TINY
+
+    shards = synth_and_shard(tmp_path / "data", "unav100", train=24, val=6, test=6, per_shard=5)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("data:\n  dataset: unav100\nmethod:\n  pseudo:\n    mode: topk\n")
+    out = run([str(Path(sys.executable).parent / "accelerate"), "launch", "--config_file",
+               str(REPO / "recipes" / "accelerate" / "cpu_2proc_zero2.yaml"), "--zero_stage", "1",
+               "--main_process_port", str(free_port()), str(REPO / "recipes" / "unav100.py"), "--config", str(cfg),
+               f"run_dir={tmp_path / 'u'}", f"data.shards={shards}", *TINY, "train.max_steps=6"])
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    rec = json.loads((tmp_path / "u" / "run.json").read_text())
+    assert (rec["world_size"], rec["zero_stage"]) == (2, 1)
+    metrics = json.loads((tmp_path / "u" / "eval_test" / "metrics.json").read_text())
+    assert metrics["dataset"] == "unav100" and "map_mean" in metrics["models"]["teacher"]["metrics"]
+    assert "map@0.5" in out.stdout
+    assert sorted(losses(tmp_path / "u")) == list(range(1, 7))
