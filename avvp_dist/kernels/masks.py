@@ -55,10 +55,15 @@ def _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low) -> Pseudo
         n = valid.sum(1).clamp_min(1).to(P.dtype)
         tau = torch.clamp(gamma * (P * v).sum(1) / n[:, None, None], min=tau_min)  # (B, 2, C)
         hit = P >= tau[:, None]
-    else:
-        order = P.masked_fill(~v, float("-inf")).sort(dim=1, descending=True, stable=True).indices
-        rank = torch.empty_like(order).scatter_(1, order, torch.arange(T, device=P.device).view(1, T, 1, 1).expand_as(order))
-        hit = rank < k.to(P.device).view(B, 1, 1, 1)
+    else:  # rank only the labelled (video, class) columns: the others have no positives
+        hit = torch.zeros_like(P, dtype=torch.bool)
+        vids, cls = y.bool().nonzero(as_tuple=True)
+        if len(vids):
+            cols = P[vids, :, :, cls].transpose(1, 2).contiguous()  # (L, 2, T): sort along the last dim
+            cols.masked_fill_(~valid[vids][:, None, :], float("-inf"))
+            order = cols.sort(dim=-1, descending=True, stable=True).indices  # ties: lower segment first
+            rank = torch.empty_like(order).scatter_(-1, order, torch.arange(T, device=P.device).expand_as(order))
+            hit[vids, :, :, cls] = (rank < k.to(P.device)[vids].view(-1, 1, 1)).transpose(1, 2)
     pos = hit & v & labelled
     neg = v & ~labelled
     if tau_low > 0:
