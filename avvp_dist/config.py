@@ -117,11 +117,6 @@ def build(cls: type, values: dict, prefix: str = "") -> Any:
         raise ConfigError(f"{prefix or cls.__name__}: {e}") from e
 
 
-def to_dict(cfg: Any) -> dict:
-    """The plain nested dict of a config (what `run_dir/config.yaml` holds)."""
-    return dataclasses.asdict(cfg)
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`'data.batch_size=8'` -> (['data', 'batch_size'], 8); values are parsed as YAML."""
     if "=" not in text:

@@ -13,10 +13,6 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over ranks of a tensor without gradient; a copy, the input is untouched."""
     x = x.detach().clone()

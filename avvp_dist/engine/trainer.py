@@ -16,6 +16,7 @@ import torch.distributed as dist
 import yaml
 
 from avvp_dist import __version__
+from avvp_dist.data.shards import Manifest
 from avvp_dist.dist.env import DistEnv, discover, init_distributed
 from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
@@ -106,6 +107,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.stream = ShardStream(self.shards / "train", cfg.data, self.rank, self.world, cfg.seed)
         manifest = self.stream.manifest
+        for split in ("val", "test"):  # checked once here; the periodic evaluations skip the sha256
+            Manifest.load(self.shards / split).verify(self.shards / split, checksums=cfg.data.verify_checksums)
         self.classes, self.dataset = manifest.classes, manifest.dataset
         model = AVVPModel(manifest.features, len(self.classes), cfg.model)
         flatten_parameters_(model)  # the EMA then updates the whole student in one pass (ZeRO 0)
@@ -197,7 +200,8 @@ class Trainer:
     def _evaluate(self, split: str, models: dict, checkpoints: dict | None = None) -> dict:
         from avvp_dist.eval.run import evaluate
 
-        data = dataclasses.replace(self.cfg.data, num_workers=0, batch_size=max(8, self.cfg.data.batch_size))
+        data = dataclasses.replace(self.cfg.data, num_workers=0, batch_size=max(8, self.cfg.data.batch_size),
+                                   verify_checksums=False)
         float_models = {}
         for name, m in models.items():  # evaluate in fp32 whatever the training precision
             float_models[name] = m if next(m.parameters()).dtype == torch.float32 else _fp32_copy(m)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avvp_dist.data.annotations import Event, segment_labels
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
 from avvp_dist.eval.inference import gather_predictions, predict
@@ -102,7 +103,6 @@ def write_outputs(result: dict, out_dir: str | Path, plots: int = 0) -> Path:
                 P, p = pred["P"][i], pred["p"][i]
                 pos = ((P >= 0.5) & (p >= 0.5)[None, None, :]).transpose(1, 2, 0)  # (2, C, T)
                 pa, pv = pos[0], pos[1]
-                from avvp_dist.data.annotations import Event, segment_labels
                 gt = segment_labels([Event(*e) for e in pred["meta"][i]["events"]], classes, len(P), HOP_S)
                 ga, gv, step = gt[0], gt[1], HOP_S
             plot_timeline(out / "plots" / name / f"{key}.png", f"{key} ({name})", classes, ga, gv, pa, pv, step)
