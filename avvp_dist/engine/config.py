@@ -28,6 +28,7 @@ class TrainConfig:
     protocol: str = "han"  # evaluation protocol preset
     plots: int = 8  # test-split timeline plots at the end
     deepspeed_json: str = ""  # a DeepSpeed JSON whose keys override the generated config (e.g. bucket sizes)
+    profile: bool = False  # time each section of every step; rank 0 writes profile.json (benchmarks/throughput.py)
     debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these micro-steps (1-based)
 
     def __post_init__(self):

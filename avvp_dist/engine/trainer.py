@@ -26,6 +26,7 @@ from avvp_dist.method.ema import EMATeacher, flatten_parameters_
 from avvp_dist.method.objective import step_losses
 from avvp_dist.model.checkpoint import load_model, save_model
 from avvp_dist.model.model import AVVPModel
+from avvp_dist.profiling import NULL_TIMER, StepTimer
 
 EXIT_PREEMPTED = 3  # the run saved a checkpoint after a preemption signal and wants to be requeued
 
@@ -73,11 +74,18 @@ class PreemptionFlag:
 
     def __init__(self, signals=(signal.SIGUSR2, signal.SIGTERM)):
         self.raised = False
-        for s in signals:
-            signal.signal(s, self._handle)
+        self.signum: int | None = None  # the first signal seen
+        self.previous = {s: signal.signal(s, self._handle) for s in signals}
 
     def _handle(self, signum, frame) -> None:
         self.raised = True
+        if self.signum is None:
+            self.signum = signum
+
+    def restore(self) -> None:
+        """Puts back the handlers that were there before (a launcher's own, e.g. submitit's)."""
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def agree(flag: bool, device) -> bool:
@@ -127,6 +135,8 @@ class Trainer:
         self.overhead_s = 0.0  # validation and checkpoint time, left out of the throughput
         self.best = {"score": -math.inf, "step": None}
         self.preempt = PreemptionFlag()
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else None
+        self.timer = StepTimer(sync) if t.profile else NULL_TIMER
         if self.rank == 0:
             write_run_record(self.run_dir, cfg, self.env, self.precision, self.threads)
         resume = ckpt.find_resume(self.run_dir, t.resume)
@@ -176,7 +186,7 @@ class Trainer:
         cfg = self.cfg
         embed = self.engine.module.embed if cfg.method.cma.enabled else None
         terms = step_losses(self._student, embed, self._teacher if self.teacher else None, self._batch(batch),
-                            cfg.method, self.step)
+                            cfg.method, self.step, self.timer)
         loss = terms["loss"]
         self.micro_steps += 1
         if self.micro_steps in cfg.train.debug_nan_steps and self.rank == 0:
@@ -186,8 +196,10 @@ class Trainer:
             self.consecutive_nan += 1
             return None
         self.consecutive_nan = 0
-        self.engine.backward(loss)
-        self.engine.step()
+        with self.timer.section("backward"):
+            self.engine.backward(loss)
+        with self.timer.section("optimizer"):
+            self.engine.step()
         return terms
 
     # ---- evaluation ----------------------------------------------------------------
@@ -234,7 +246,12 @@ class Trainer:
         t0, start_step = time.perf_counter(), self.step
         try:
             while self.step < t.max_steps:
-                for batch in self.stream:
+                batches = iter(self.stream)
+                while True:
+                    with self.timer.section("data"):
+                        batch = next(batches, None)
+                    if batch is None:
+                        break
                     n = len(batch["keys"])
                     terms = self._micro_step(batch)
                     if terms is None:
@@ -250,7 +267,9 @@ class Trainer:
                     if self.engine.was_step_applied():  # an fp16 overflow step does not count
                         self.step += 1
                         if self.teacher is not None:
-                            self.teacher.update(self.engine.module)
+                            with self.timer.section("ema"):
+                                self.teacher.update(self.engine.module)
+                        self.timer.end_step()
                     write = self.step % t.log_every == 0
                     values = {k: float(v.detach()) for k, v in terms.items()} if write else {}
                     if write:
@@ -270,12 +289,29 @@ class Trainer:
                         break
             if not t.checkpoint_every or self.step % t.checkpoint_every:
                 self._save()
+            if t.profile and self.rank == 0:
+                self._write_profile(self.step - start_step)
             if not (t.eval_every and self.step % t.eval_every == 0):
                 self._validate()
             self._finish(time.perf_counter() - t0 - self.overhead_s, self.step - start_step)
             return 0
         finally:
+            self.preempt.restore()
             self.logger.close()
+
+    def _write_profile(self, steps: int) -> None:
+        """profile.json: median seconds per step of each section, after a warm-up."""
+        skip = max(5, steps // 10)
+        sections = self.timer.summary(skip)
+        per_step = self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum
+        measured = self.timer.steps[skip:]
+        seconds = sum(s["step"] for s in measured)
+        record = {"world_size": self.world, "threads_per_rank": self.threads,
+                  "batch_per_rank": self.cfg.data.batch_size, "samples_per_step": per_step, "warmup_steps": skip, "sections_s": sections,
+                  "samples_per_s": per_step * len(measured) / seconds if seconds else None,
+                  "method": {"pseudo": self.cfg.method.pseudo.enabled, "cma": self.cfg.method.cma.enabled,
+                             "teacher": self.teacher is not None}}
+        (self.run_dir / "profile.json").write_text(json.dumps(record, indent=1))
 
     def _finish(self, seconds: float, steps: int) -> None:
         """Test-split evaluation of the best checkpoints, tables, plots, curves, summary."""
@@ -319,10 +355,16 @@ def _fp32_copy(module: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(module).float()
 
 
-def train(cfg) -> int:
-    """Entry point of every launch path; returns the process exit code."""
-    code = Trainer(cfg).run()
+def run_to_end(trainer: Trainer) -> int:
+    """Runs a built trainer, then leaves the process group; returns the exit code."""
+    code = trainer.run()
     if dist.is_initialized():  # only after a clean finish: a failed rank must not wait here
         dist.barrier()
         dist.destroy_process_group()
     return code
+
+
+def train(cfg) -> int:
+    """Entry point of every launch path; returns the process exit code (0, or
+    EXIT_PREEMPTED after a preemption signal and a complete checkpoint)."""
+    return run_to_end(Trainer(cfg))

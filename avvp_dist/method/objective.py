@@ -16,6 +16,7 @@ from avvp_dist.kernels import PseudoMasks, pseudo_masks
 from avvp_dist.kernels.masks import topk_counts
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss
+from avvp_dist.profiling import NULL_TIMER
 
 
 def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, cfg: MethodConfig) -> PseudoMasks:
@@ -26,14 +27,15 @@ def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor,
 
 
 def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: PseudoMasks | None,
-                  embed: Callable | None, cfg: MethodConfig, ramp: float) -> dict[str, torch.Tensor]:
+                  embed: Callable | None, cfg: MethodConfig, ramp: float, timer=NULL_TIMER) -> dict[str, torch.Tensor]:
     """Loss terms of one micro-step on this rank.
 
     out: the student's outputs (`P` (B, T, 2, C), `p`, `p_a`, `p_v` (B, C), `h_a`, `h_v`
     (B, T, d)); y: (B, C); valid: (B, T); masks: from the teacher (None when the pseudo
     and CMA terms are off); embed: the model's class-aware embedding head. Every rank
     issues the same collectives whatever its number of positions. Returns `loss` (the
-    total to backpropagate) and each term, detached, for logging.
+    total to backpropagate) and each term, detached, for logging. timer: a
+    `profiling.StepTimer` for the throughput benchmark (sections `cma`).
     """
     weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing)
     terms = {"weak": weak.detach()}
@@ -45,45 +47,59 @@ def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: Pseudo
         total = total + ramp * cfg.pseudo.weight * pseudo
         terms["pseudo"], terms["pseudo_positions"] = pseudo.detach(), count
     if masks is not None and cfg.cma.enabled and embed is not None:
-        b, t, c = masks.pairs.nonzero(as_tuple=True)
-        e_a, e_v = (e.float() for e in embed(out["h_a"][b, t], out["h_v"][b, t], c))
-        count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64))
-        scale = w / count.clamp_min(1).item()
-        cma = torch.zeros((), device=weak.device)
-        if cfg.cma.agreement:
-            agree = agreement_sum(e_a, e_v) * scale
-            cma = cma + agree
-            terms["cma_agreement"] = agree.detach()
-        if cfg.cma.cross_video:
-            both, (all_cls,), all_valid, offset = gather_rows(torch.cat([e_a, e_v], dim=1), c)
-            all_a, all_v = both.split(e_a.shape[1], dim=1)
-            nce = infonce_sum(e_a, e_v, c, all_a, all_v, all_cls, all_valid, offset, cfg.cma.temperature) * scale
-            # every rank's loss touches the gathered block, so every rank joins its backward collective
-            nce = nce + 0.0 * both.sum()
-            cma = cma + cfg.cma.nce_weight * nce
-            terms["cma_nce"] = nce.detach()
-        total = total + ramp * cfg.cma.weight * cma
-        terms["cma"], terms["cma_pairs"] = cma.detach(), count
+        with timer.section("cma"):
+            total = total + _cma_terms(out, masks, embed, cfg, ramp, w, terms)
     terms["loss"] = total
     return terms
 
 
+def _cma_terms(out: dict, masks: PseudoMasks, embed: Callable, cfg: MethodConfig, ramp: float, w: int,
+               terms: dict) -> torch.Tensor:
+    """The weighted CMA term (agreement and cross-video InfoNCE) at the reliable pairs."""
+    b, t, c = masks.pairs.nonzero(as_tuple=True)
+    e_a, e_v = (e.float() for e in embed(out["h_a"][b, t], out["h_v"][b, t], c))
+    count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64))
+    scale = w / count.clamp_min(1).item()
+    cma = torch.zeros((), device=e_a.device)
+    if cfg.cma.agreement:
+        agree = agreement_sum(e_a, e_v) * scale
+        cma = cma + agree
+        terms["cma_agreement"] = agree.detach()
+    if cfg.cma.cross_video:
+        both, (all_cls,), all_valid, offset = gather_rows(torch.cat([e_a, e_v], dim=1), c)
+        all_a, all_v = both.split(e_a.shape[1], dim=1)
+        nce = infonce_sum(e_a, e_v, c, all_a, all_v, all_cls, all_valid, offset, cfg.cma.temperature) * scale
+        # every rank's loss touches the gathered block, so every rank joins its backward collective
+        nce = nce + 0.0 * both.sum()
+        cma = cma + cfg.cma.nce_weight * nce
+        terms["cma_nce"] = nce.detach()
+    terms["cma"], terms["cma_pairs"] = cma.detach(), count
+    return ramp * cfg.cma.weight * cma
+
+
 def step_losses(student: Callable, embed: Callable | None, teacher: Callable | None, batch: dict,
-                cfg: MethodConfig, step: int) -> dict[str, torch.Tensor]:
+                cfg: MethodConfig, step: int, timer=NULL_TIMER) -> dict[str, torch.Tensor]:
     """One micro-step: student forward, teacher masks (once the ramp has started), loss terms.
 
     student: the (possibly DeepSpeed-wrapped) model's forward; teacher: an `EMATeacher`
     or None (masks then come from the student's own detached predictions); batch: from
     `ShardStream` (`features`, `mask` (B, T), `labels` (B, C)); step: optimizer steps taken.
-    All ranks share `step`, so they all take the same branches and collectives.
+    All ranks share `step`, so they all take the same branches and collectives. timer:
+    sections `student_forward`, `teacher_forward`, `masks`, `cma` for the throughput benchmark.
     """
     x, valid, y = batch["features"], batch["mask"], batch["labels"]
-    out = student(x, valid)
+    with timer.section("student_forward"):
+        out = student(x, valid)
     ramp = cfg.ramp(step)
     masks = None
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
-        P = teacher(x, valid)["P"] if teacher is not None else out["P"].detach()
-        masks = teacher_masks(P, y, valid, cfg)
-    terms = method_losses(out, y, valid, masks, embed, cfg, ramp)
+        if teacher is not None:
+            with timer.section("teacher_forward"):
+                P = teacher(x, valid)["P"]
+        else:
+            P = out["P"].detach()
+        with timer.section("masks"):
+            masks = teacher_masks(P, y, valid, cfg)
+    terms = method_losses(out, y, valid, masks, embed, cfg, ramp, timer)
     terms["ramp"] = torch.tensor(ramp)
     return terms
