@@ -1,4 +1,4 @@
-"""`avvp-dist` console entry: synth, shard, train, demo, eval, parse.
+"""`avvp-dist` console entry: synth, shard, train, demo, eval, submit, parse.
 
 Every subcommand takes `--config FILE.yaml` and dotted overrides (`data.batch_size=8`);
 the config is checked completely before any work starts.
@@ -118,6 +118,33 @@ def cmd_eval(cfg: RunConfig, args) -> None:
         print(f"\nwrote {out}")
 
 
+def cmd_submit(cfg: RunConfig, args, overrides: list[str]) -> int:
+    """Submits training through submitit (SLURM, or local processes) and, with --wait, waits."""
+    from avvp_dist.launch.submit import Resources, submit, submit_sweep
+
+    res = Resources(nodes=args.nodes, tasks_per_node=args.tasks_per_node, cpus_per_task=args.cpus_per_task,
+                    gpus_per_node=args.gpus_per_node, timeout_min=args.timeout_min, partition=args.partition,
+                    job_name=args.job_name)
+    cluster = None if args.cluster == "auto" else args.cluster
+    if args.seeds:
+        variants = [[f"seed={s}", f"run_dir={Path(cfg.run_dir) / f'seed{s}'}"] for s in args.seeds]
+        jobs = submit_sweep(args.config, overrides, variants, res, args.folder, cluster)
+    else:
+        jobs = [submit(args.config, overrides, res, args.folder, cluster)]
+    for job in jobs:
+        print(f"submitted job {job.job_id} ({type(job).__name__}); logs: {job.paths.stdout}", flush=True)
+    if not args.wait:
+        return 0
+    failed = 0
+    for job in jobs:
+        try:
+            print(f"job {job.job_id}: {job.results()[0]}", flush=True)  # rank 0's result
+        except Exception as e:  # submitit re-raises the job's error with its traceback
+            failed += 1
+            print(f"job {job.job_id} failed: {e}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
 def cmd_parse(args) -> None:
     import json
 
@@ -151,6 +178,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--calibrate-on", help="LLP: calibrate per-class thresholds on this split (e.g. val)")
     s.add_argument("--plots", type=int, default=8, help="timeline plots for this many videos")
     s.add_argument("--out", help="output folder (default <run_dir>/eval_<split>)")
+    s = add("submit", "submit training with submitit: SLURM (--cluster slurm) or local processes (--cluster local)")
+    s.add_argument("--nodes", type=int, default=1)
+    s.add_argument("--tasks-per-node", type=int, default=2, help="training processes per node (one per GPU)")
+    s.add_argument("--cpus-per-task", type=int, default=1)
+    s.add_argument("--gpus-per-node", type=int, default=0, help="0: no GPUs asked for")
+    s.add_argument("--timeout-min", type=int, default=240)
+    s.add_argument("--partition")
+    s.add_argument("--job-name", default="avvp")
+    s.add_argument("--cluster", choices=["auto", "slurm", "local"], default="auto",
+                   help="auto: SLURM when its commands are installed, else local")
+    s.add_argument("--folder", default="runs/submitit", help="submitit's folder (job pickles and logs)")
+    s.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")],
+                   help="comma-separated seeds: a job array, one run per seed in <run_dir>/seed<N>")
+    s.add_argument("--wait", action="store_true", help="wait for the results and print them")
     s = sub.add_parser("parse", help="parse one video: feature files in, events (JSON) out")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--protocol", default="han")
@@ -184,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(cfg)
         elif args.command == "eval":
             cmd_eval(cfg, args)
+        elif args.command == "submit":
+            return cmd_submit(cfg, args, overrides)
     except (ConfigError, AnnotationError, FeatureError, ShardError) as e:
         print(f"avvp-dist {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -19,6 +19,18 @@ SMALL_DIMS = {"vggish": 8, "res152": 16, "r2plus1d_18": 8}
 SMALL_DIMS_UNAV = {"vggish": 8, "rgb": 8, "flow": 8}
 
 
+def pytest_sessionstart(session):
+    import slurm_cluster
+
+    slurm_cluster.start_in_background()  # only under CI or AVVP_TEST_SLURM=1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import slurm_cluster
+
+    slurm_cluster.stop()
+
+
 def shared(*parts: str) -> Path:
     """A path under ../shared/data, or a skip with the reason."""
     path = SHARED_DATA.joinpath(*parts)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from avvp_dist.dist.hostlist import slurm_rendezvous
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -30,7 +32,8 @@ def discover(env: dict | None = None) -> DistEnv:
     if "RANK" in env and "WORLD_SIZE" in env:
         rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
         local = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
-        source = "torchrun"
+        # the same variables from torchrun, accelerate, or submitit's TorchDistributedEnvironment
+        source = f"submitit-{env['SUBMITIT_EXECUTOR']}" if env.get("SUBMITIT_EXECUTOR") else "torchrun"
     elif "SUBMITIT_LOCAL_GLOBAL_RANK" in env:
         rank, world = _int(env, "SUBMITIT_LOCAL_GLOBAL_RANK"), _int(env, "SUBMITIT_LOCAL_NTASKS")
         local, source = _int(env, "SUBMITIT_LOCAL_LOCALID"), "submitit-local"
@@ -50,9 +53,32 @@ def discover(env: dict | None = None) -> DistEnv:
     return DistEnv(rank, world, local, source)
 
 
+def rendezvous(env: DistEnv, environ: dict | None = None) -> dict[str, str]:
+    """The torch.distributed variables this process starts its group with: RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR, MASTER_PORT. MASTER_* set by the launcher win; a SLURM task
+    without them rendezvouses on the first host of the allocation (`slurm_rendezvous`); a
+    single process gets a free local port."""
+    environ = os.environ if environ is None else environ
+    out = {"RANK": str(env.rank), "WORLD_SIZE": str(env.world_size), "LOCAL_RANK": str(env.local_rank)}
+    if "MASTER_ADDR" in environ and "MASTER_PORT" in environ:
+        addr, port = environ["MASTER_ADDR"], int(environ["MASTER_PORT"])
+    elif env.source == "slurm":
+        addr, port = slurm_rendezvous(environ)
+    elif env.world_size == 1:  # a plain process: a 1-rank group, so DeepSpeed looks for no MPI
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            addr, port = "127.0.0.1", sock.getsockname()[1]
+    else:
+        missing = [n for n in ("MASTER_ADDR", "MASTER_PORT") if n not in environ]
+        raise RuntimeError(f"{env.world_size} ranks from {env.source} but {' and '.join(missing)} not set")
+    out.update(MASTER_ADDR=addr, MASTER_PORT=str(port))
+    return out
+
+
 def init_distributed(env: DistEnv, timeout_s: float = 600) -> bool:
-    """Starts the default process group (nccl on CUDA, gloo on CPU); a single process gets a
-    1-rank group on a free local port. A multi-rank job needs MASTER_ADDR / MASTER_PORT."""
+    """Starts the default process group (nccl on CUDA, gloo on CPU) at `rendezvous(env)`."""
     from datetime import timedelta
 
     import torch
@@ -60,19 +86,8 @@ def init_distributed(env: DistEnv, timeout_s: float = 600) -> bool:
 
     if dist.is_initialized():
         return True
-    if env.world_size == 1:  # a plain process: a 1-rank group, so DeepSpeed looks for no MPI
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        for name, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port)), ("LOCAL_RANK", "0")):
-            os.environ.setdefault(name, value)
-    for name in ("MASTER_ADDR", "MASTER_PORT"):
-        if name not in os.environ:
-            raise RuntimeError(f"{env.world_size} ranks from {env.source} but {name} is not set")
-    os.environ.setdefault("RANK", str(env.rank))
-    os.environ.setdefault("WORLD_SIZE", str(env.world_size))
+    for name, value in rendezvous(env).items():
+        os.environ.setdefault(name, value)
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, timeout=timedelta(seconds=timeout_s))
     return True

@@ -1,0 +1,304 @@
+"""Cluster launch on a real SLURM (a private single-node cluster): sbatch slurm/train.sh,
+submitit, preemption and requeue, a killed task; plus the dry run and host lists, which
+need no cluster."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import slurm_cluster
+from avvp_dist.dist.env import discover, rendezvous
+from avvp_dist.dist.hostlist import expand_hostlist, slurm_rendezvous
+from avvp_dist.model.checkpoint import load_model
+from train_helpers import TINY, make_shards
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 300  # long enough to send a signal mid-run (about 25 steps/s here)
+
+
+# ---- no cluster needed ----------------------------------------------------------------
+@pytest.mark.parametrize("nodelist, hosts", [
+    ("vm", ["vm"]),
+    ("gpu[01-03]", ["gpu01", "gpu02", "gpu03"]),
+    ("gpu[08-10,15],cpu7", ["gpu08", "gpu09", "gpu10", "gpu15", "cpu7"]),
+    ("a[1-2]-ib,b3", ["a1-ib", "a2-ib", "b3"]),
+    ("n[098-101]", ["n098", "n099", "n100", "n101"]),
+])
+def test_expand_hostlist(nodelist, hosts):
+    assert expand_hostlist(nodelist) == hosts
+
+
+def test_expand_hostlist_rejects_bad_lists():
+    for bad in ("gpu[1-x]", "gpu[01-02", "gpu]1[", "a,,b"):
+        with pytest.raises(ValueError, match="host list"):
+            expand_hostlist(bad)
+
+
+def test_slurm_task_rendezvous_from_the_allocation():
+    """A task started by srun with no MASTER_* gets the first host and a job-id port."""
+    env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "123457",
+           "SLURM_JOB_NODELIST": "gpu[11-14]"}
+    d = discover(env)
+    assert (d.rank, d.world_size, d.local_rank, d.source) == (5, 8, 1, "slurm")
+    r = rendezvous(d, env)
+    assert r == {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu11",
+                 "MASTER_PORT": str(20000 + 123457 % 20000)}
+    assert slurm_rendezvous(env) == ("gpu11", 23457)
+    # set by the launcher: kept
+    assert rendezvous(d, {**env, "MASTER_ADDR": "h", "MASTER_PORT": "7"})["MASTER_ADDR"] == "h"
+
+
+def test_train_sh_dry_run_two_nodes():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MASTER_"))}
+    env["PYTHON"] = sys.executable
+    out = subprocess.run(["bash", "slurm/train.sh", "--dry-run", "--nodes", "2", "--ntasks-per-node", "2",
+                          "--gpus-per-node", "2", "--nodelist", "gpu[07-08]", "recipes/configs/llp.yaml",
+                          "data.batch_size=16"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "2 node(s) x 2 task(s) = 4 rank(s)" in text
+    assert "## node 0 (gpu07)" in text and "## node 1 (gpu08)" in text
+    ranks = re.findall(r"RANK=(\d) WORLD_SIZE=(\d) LOCAL_RANK=(\d) MASTER_ADDR=(\S+) MASTER_PORT=(\d+)", text)
+    assert ranks == [("0", "4", "0", "gpu07", "24242"), ("1", "4", "1", "gpu07", "24242"),
+                     ("2", "4", "0", "gpu07", "24242"), ("3", "4", "1", "gpu07", "24242")]
+    assert "srun --kill-on-bad-exit=1" in text
+    assert "avvp_dist.cli train --config recipes/configs/llp.yaml run_dir=runs/avvp-4242 train.resume=auto " \
+           "data.batch_size=16" in text
+    # a CPU dry run asks for no GPUs
+    cpu = subprocess.run(["bash", "slurm/train.sh", "--dry-run", "--nodes", "1"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert "GPUs per node: none asked for" in cpu.stdout and "CUDA device" not in cpu.stdout
+    outside = subprocess.run(["bash", "slurm/train.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert outside.returncode == 2 and "not inside a SLURM job" in outside.stderr
+
+
+def test_train_sh_asks_for_no_gpus_by_default():
+    header = [line for line in (REPO / "slurm" / "train.sh").read_text().splitlines() if line.startswith("#SBATCH")]
+    assert not any("gpu" in line or "gres" in line for line in header)
+    for option in ("--signal=USR2@", "--requeue", "--nodes=", "--ntasks-per-node=", "--cpus-per-task=", "--time="):
+        assert any(option in line for line in header), option
+
+
+# ---- on the cluster -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster_env():
+    reason = slurm_cluster.requested()
+    if reason is None:
+        pytest.skip("real-SLURM tests start a private cluster (apt-get slurm-wlm munge slurmdbd mariadb-server, "
+                    "daemons on private ports) only under CI=true or with AVVP_TEST_SLURM=1")
+    folder = slurm_cluster.cluster()
+    # a submitting shell that another launcher left variables in, one of them a port in use:
+    # the jobs must take rank, world and rendezvous from SLURM, not from these
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    env = dict(os.environ, SLURM_CONF=str(folder / "etc" / "slurm.conf"), PYTHON=sys.executable,
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
+               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(busy.getsockname()[1]))
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions"))
+    yield env
+    busy.close()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_shards(tmp_path_factory.mktemp("slurm_data"))
+
+
+def _overrides(shards: Path, steps: int = STEPS) -> list[str]:
+    return [f"data.shards={shards}", f"train.max_steps={steps}", "train.threads=1", "train.checkpoint_every=0", *TINY]
+
+
+def _cmd(env, *args, timeout=60) -> str:
+    out = subprocess.run(list(args), env=env, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{args}: {out.stderr}"
+    return out.stdout.strip()
+
+
+def _state(env, job: str) -> str:
+    """The job's state: squeue while it is known there, then accounting (sacct)."""
+    q = subprocess.run(["squeue", "--states=all", "-h", "-j", job, "-o", "%T"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    if q.returncode == 0 and q.stdout.strip():
+        return q.stdout.strip()
+    a = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "State"], env=env, capture_output=True,
+                       text=True, timeout=30)
+    return (a.stdout.strip().splitlines() or ["UNKNOWN"])[-1].split()[0]
+
+
+def _wait(what: str, predicate, timeout: float, poll: float = 0.25):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _steps_logged(run_dir: Path) -> int:
+    try:
+        return (run_dir / "metrics.jsonl").read_text().count('"kind": "train"')
+    except OSError:
+        return 0
+
+
+FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED")
+
+
+def _wait_done(env, job: str, timeout: float) -> str:
+    """Waits for a final state."""
+    return _wait(f"job {job} to end", lambda: (lambda s: s if s in FINAL else None)(_state(env, job)), timeout,
+                 poll=0.5)
+
+
+def _wait_requeued_then_done(env, job: str, timeout: float) -> str:
+    """After a preemption signal: waits until the job is back in the queue (PENDING), starts
+    it at once (SLURM holds a requeued job about 2 minutes), then waits for its final state."""
+    def pending():
+        state = _state(env, job)
+        if state in FINAL:
+            raise AssertionError(f"job {job} ended ({state}) instead of being requeued")
+        return state == "PENDING"
+    _wait(f"job {job} to be requeued", pending, timeout, poll=0.2)
+    _cmd(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
+    return _wait_done(env, job, timeout)
+
+
+_SUBMITTED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _cancel_leftover_jobs(request):
+    """A failing test must not leave its job holding the node for the next one."""
+    yield
+    if _SUBMITTED and "cluster_env" in request.fixturenames:
+        env = request.getfixturevalue("cluster_env")
+        subprocess.run(["scancel", *_SUBMITTED], env=env, capture_output=True, timeout=30)
+        _SUBMITTED.clear()
+
+
+def _sbatch(env, run_dir: Path, out: Path, overrides: list[str]) -> str:
+    job = _cmd({**env, "RUN_DIR": str(run_dir)}, "sbatch", "--parsable", f"--output={out}", "--job-name=avvp-test",
+               str(REPO / "slurm" / "train.sh"), *overrides).split(";")[0]
+    _SUBMITTED.append(job)
+    return job
+
+
+def _same_params(a: Path, b: Path) -> None:
+    ma, mb = load_model(a)[0].state_dict(), load_model(b)[0].state_dict()
+    assert ma.keys() == mb.keys()
+    for k in ma:
+        assert torch.equal(ma[k], mb[k]), k
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(cluster_env, data, tmp_path_factory) -> Path:
+    """`sbatch slurm/train.sh` with 2 tasks, run to the end: the reference of the preemption tests."""
+    folder = tmp_path_factory.mktemp("sbatch")
+    run_dir = folder / "run"
+    job = _sbatch(cluster_env, run_dir, folder / "job.out", _overrides(data))
+    state = _wait_done(cluster_env, job, 300)
+    assert state == "COMPLETED", (folder / "job.out").read_text()[-3000:]
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sbatch_two_tasks_runs_to_completion(uninterrupted):
+    import json
+
+    record = json.loads((uninterrupted / "run.json").read_text())
+    assert record["launcher"] == "slurm" and record["world_size"] == 2
+    metrics = json.loads((uninterrupted / "eval_test" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"student", "teacher"}
+    assert 0 <= metrics["models"]["teacher"]["metrics"]["seg_type"] <= 100
+    assert _steps_logged(uninterrupted) == STEPS
+    logs = sorted(p.name for p in (uninterrupted / "logs").iterdir())
+    assert len(logs) == 2 and all(re.fullmatch(r"\d+-task[01]\.log", n) for n in logs)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sbatch_preemption_requeues_and_resumes_to_the_same_parameters(cluster_env, data, uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    job = _sbatch(cluster_env, run_dir, tmp_path / "job.out", _overrides(data))
+    _wait("training to pass step 60", lambda: _steps_logged(run_dir) > 60 or _state(cluster_env, job) not in
+          ("PENDING", "RUNNING", "CONFIGURING"), 240)
+    _cmd(cluster_env, "scancel", "--signal=USR2", job)  # what --signal=USR2@120 sends before the time limit
+    state = _wait_requeued_then_done(cluster_env, job, 300)
+    out = (tmp_path / "job.out").read_text()
+    assert state == "COMPLETED", out[-3000:]
+    assert "requeueing job" in out and "(restart 1)" in out
+    logs = "".join(p.read_text() for p in (run_dir / "logs").iterdir())
+    m = re.search(r"preempted at step (\d+)", logs)
+    assert m and 0 < int(m.group(1)) < STEPS
+    assert f"resumed from {run_dir / 'checkpoints' / f'step_{int(m.group(1)):07d}'}" in logs
+    assert (run_dir / "checkpoints" / f"step_{int(m.group(1)):07d}" / "COMPLETE").exists()
+    for name in ("final_student.pt", "final_teacher.pt"):
+        _same_params(run_dir / name, uninterrupted / name)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_submitit_two_tasks_preempted_requeued_result_comes_back(cluster_env, data, uninterrupted, tmp_path,
+                                                                  monkeypatch):
+    from avvp_dist.launch.submit import Resources, submit
+
+    for k in ("SLURM_CONF", "PATH", "TORCH_EXTENSIONS_DIR", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+              "MASTER_PORT"):
+        monkeypatch.setenv(k, cluster_env[k])
+    run_dir = tmp_path / "run"
+    job = submit(str(REPO / "recipes" / "configs" / "llp_synth.yaml"), [f"run_dir={run_dir}", *_overrides(data)], Resources(tasks_per_node=2, timeout_min=60),
+                 folder=tmp_path / "submitit", cluster="slurm")
+    _SUBMITTED.append(job.job_id)
+    _wait("training to pass step 60", lambda: _steps_logged(run_dir) > 60 or job.done(), 240)
+    _cmd(cluster_env, "scancel", "--signal=USR2", job.job_id)  # submitit's preemption signal
+    state = _wait_requeued_then_done(cluster_env, job.job_id, 300)
+    results = job.results()
+    assert state == "COMPLETED", job.stderr()
+    assert [r["rank"] for r in results] == [0, 1] and all(r["status"] == "finished" for r in results)
+    assert results[0]["step"] == STEPS and "seg_type" in results[0]["test"]["teacher"]
+    log = Path(job.paths.stderr).read_text() + Path(job.paths.stdout).read_text()
+    assert "preempted at step" in log and "Requeued job" in log, log[-3000:]
+    for name in ("final_student.pt", "final_teacher.pt"):
+        _same_params(run_dir / name, uninterrupted / name)
+
+
+def _task_pid(job: str, procid: int) -> int | None:
+    """The training process of SLURM task `procid` of `job`, found through /proc."""
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            env = dict(kv.split("=", 1) for kv in environ.read_bytes().decode(errors="replace").split("\0") if "=" in kv)
+            cmdline = (environ.parent / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if env.get("SLURM_JOB_ID") == job and env.get("SLURM_PROCID") == str(procid) and "avvp_dist.cli" in cmdline:
+            return int(environ.parent.name)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_killed_task_fails_the_job_with_a_message(cluster_env, data, tmp_path):
+    run_dir = tmp_path / "run"
+    job = _sbatch(cluster_env, run_dir, tmp_path / "job.out", _overrides(data, steps=100000))
+    _wait("training to start", lambda: _steps_logged(run_dir) > 20 or _state(cluster_env, job) not in
+          ("PENDING", "RUNNING", "CONFIGURING"), 240)
+    pid = _wait("rank 1's process", lambda: _task_pid(job, 1), 30)
+    os.kill(pid, signal.SIGKILL)
+    state = _wait_done(cluster_env, job, 120)
+    out = (tmp_path / "job.out").read_text()
+    assert state == "FAILED", out[-3000:]
+    assert re.search(r"srun: error: \S+: task 1: Killed", out), out[-3000:]
+    assert "training failed: srun exit code" in out
+    assert _steps_logged(run_dir) < 100000
