@@ -49,3 +49,27 @@ def test_auto_backend_uses_torch_on_cpu(monkeypatch):
     assert not use_triton(torch.zeros(1), "auto")
     with pytest.raises(ValueError, match="backend must be"):
         use_triton(torch.zeros(1), "cuda")
+
+
+def test_topk_keys_order_like_a_stable_descending_sort():
+    """The torch top-k pass orders float32 values by integer keys; negative values, -0.0
+    against 0.0 (a tie), repeated values, and the float64 fallback (a stable sort) all
+    select what the definition's (-value, index) order selects."""
+    import numpy as np
+
+    from avvp_dist.kernels.masks import pseudo_masks
+    from kernel_cases import ref_masks
+
+    g = torch.Generator().manual_seed(3)
+    B, T, C = 3, 23, 4
+    base = torch.randn(B, T, 2, C, generator=g).round(decimals=1)  # many exact ties, negative values
+    base[0, :6, 0, 0] = torch.tensor([0.0, -0.0, 0.0, -0.0, -1.5, 2.0])
+    valid = torch.arange(T)[None] < torch.tensor([T, 17, 9])[:, None]
+    y = torch.ones(B, C)
+    k = torch.tensor([5, 17, 4], dtype=torch.int32)  # up to every valid segment
+    for dtype in (torch.float32, torch.float64):
+        P = base.to(dtype)
+        got = pseudo_masks(P, y, valid, "topk", k=k, backend="torch")
+        want = ref_masks(P.numpy(), y.numpy(), valid.numpy(), "topk", 1.0, 0.0, k.numpy(), 0.0)
+        for g_, w in zip(got, want):
+            assert np.array_equal(g_.numpy(), w), dtype

@@ -47,6 +47,30 @@ def pseudo_masks(P: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, mode: st
     return _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low)
 
 
+def _order_keys(cols: torch.Tensor) -> torch.Tensor | None:
+    """Unique int64 keys that order float32 values (..., T) like a descending stable sort:
+    larger value first, ties to the lower index. None for other dtypes."""
+    if cols.dtype != torch.float32 or cols.shape[-1] >= 1 << 16:
+        return None
+    bits = (cols + 0.0).view(torch.int32).to(torch.int64)  # + 0.0: -0.0 becomes 0.0, a tie
+    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # negative floats: reverse their order
+    index = torch.arange(cols.shape[-1], device=cols.device)
+    return bits * (1 << 16) + ((1 << 16) - 1 - index)
+
+
+def _topk_select(cols: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """cols: (L, 2, T) with -inf at invalid segments; k: (L,) -> (L, 2, T) bool, True at
+    each row's k highest segments (ties to the lower index)."""
+    kmax = int(k.max())
+    keys = _order_keys(cols)
+    if keys is not None:  # unique keys: a top-k selection, no full sort
+        top = keys.topk(kmax, dim=-1, sorted=True).indices  # (L, 2, kmax), best first
+    else:
+        top = cols.sort(dim=-1, descending=True, stable=True).indices[..., :kmax]
+    keep = torch.arange(kmax, device=cols.device) < k.view(-1, 1, 1)  # (L, 1, kmax) -> broadcast
+    return torch.zeros(cols.shape, dtype=torch.bool, device=cols.device).scatter_(-1, top, keep.expand_as(top))
+
+
 def _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low) -> PseudoMasks:
     B, T, _, C = P.shape
     v = valid[:, :, None, None]
@@ -54,18 +78,20 @@ def _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low) -> Pseudo
     if mode == "adaptive":
         n = valid.sum(1).clamp_min(1).to(P.dtype)
         tau = torch.clamp(gamma * (P * v).sum(1) / n[:, None, None], min=tau_min)  # (B, 2, C)
-        hit = P >= tau[:, None]
+        pos = (P >= tau[:, None]) & v & labelled
+        pairs = pos[:, :, 0] & pos[:, :, 1]
     else:  # rank only the labelled (video, class) columns: the others have no positives
-        hit = torch.zeros_like(P, dtype=torch.bool)
+        pos = torch.zeros_like(P, dtype=torch.bool)
+        pairs = torch.zeros(B, T, C, dtype=torch.bool, device=P.device)
         vids, cls = y.bool().nonzero(as_tuple=True)
         if len(vids):
-            cols = P[vids, :, :, cls].transpose(1, 2).contiguous()  # (L, 2, T): sort along the last dim
+            cols = P[vids, :, :, cls].transpose(1, 2).contiguous()  # (L, 2, T)
             cols.masked_fill_(~valid[vids][:, None, :], float("-inf"))
-            order = cols.sort(dim=-1, descending=True, stable=True).indices  # ties: lower segment first
-            rank = torch.empty_like(order).scatter_(-1, order, torch.arange(T, device=P.device).expand_as(order))
-            hit[vids, :, :, cls] = (rank < k.to(P.device)[vids].view(-1, 1, 1)).transpose(1, 2)
-    pos = hit & v & labelled
-    neg = v & ~labelled
+            # k <= valid segments, so the selection holds only valid segments
+            sel = _topk_select(cols, k.to(P.device)[vids])
+            pos[vids, :, :, cls] = sel.transpose(1, 2)
+            pairs[vids, :, cls] = sel[:, 0] & sel[:, 1]
+    neg = (valid[:, :, None] & ~y.bool()[:, None, :])[:, :, None, :]  # (B, T, 1, C): every segment of an absent class
     if tau_low > 0:
         neg = neg | (v & labelled & (P < tau_low) & ~pos)
-    return PseudoMasks(pos, pos | neg, pos[:, :, 0] & pos[:, :, 1])
+    return PseudoMasks(pos, pos | neg, pairs)
