@@ -1,0 +1,113 @@
+"""Benchmark: end-to-end training samples/s, weak baseline vs full method, 1 vs 2 ranks,
+with the per-step breakdown.
+
+    python benchmarks/throughput.py [--steps 80] [--json throughput.json]
+
+Synthetic LLP-format data with the published feature sizes (VGGish 128, ResNet-152 2048,
+R(2+1)D 512, 10 segments) and the HAN-sized model, written once under --data. Every
+configuration is a real training run (`torchrun -m avvp_dist.cli train`, DeepSpeed ZeRO 0)
+with `train.profile=true`: rank 0 times each section of every step, and the table shows
+medians after a warm-up. Ranks share the machine's cores (threads per rank = cores /
+ranks); the batch per rank is fixed (weak scaling). The method terms are on from step 1
+(no ramp) so the full method's step is measured as it runs after its ramp.
+
+Sections: data (waiting for the next batch), student forward, backward (the student's
+backward through every loss term), teacher forward, EMA update, masks, CMA (embedding,
+gather and loss), optimizer step, other (logging, the NaN agreement, loss assembly).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench_data import make_data
+
+COLUMNS = [("data", "data"), ("student_forward", "stud fwd"), ("backward", "backward"),
+           ("teacher_forward", "teach fwd"), ("ema", "EMA"), ("masks", "masks"), ("cma", "CMA"),
+           ("optimizer", "optim"), ("other", "other")]
+VARIANTS = {
+    "weak": ["method.pseudo.enabled=false", "method.cma.enabled=false", "method.teacher.enabled=false"],
+    "full": ["method.ramp_start=0", "method.ramp_steps=1"],
+}
+
+
+def run_one(shards: Path, out: Path, variant: str, ranks: int, steps: int, batch: int, cores: int,
+            extra: list[str]) -> dict:
+    run_dir = out / f"{variant}_{ranks}rank"
+    threads = max(1, cores // ranks)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
+           "-m", "avvp_dist.cli", "train", f"run_dir={run_dir}", f"data.shards={shards}", f"data.batch_size={batch}",
+           "data.num_workers=1", f"train.max_steps={steps}", "train.eval_every=0", "train.checkpoint_every=0",
+           "train.plots=0", "train.log_every=10", "train.warmup_steps=5", f"train.threads={threads}",
+           "train.profile=true", *VARIANTS[variant], *extra]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} on {ranks} rank(s) failed:\n{proc.stderr[-3000:]}")
+    record = json.loads((run_dir / "profile.json").read_text())
+    record.update(variant=variant, ranks=ranks)
+    return record
+
+
+def table(rows: list[dict]) -> str:
+    head = "| variant | ranks x threads | samples/s | step ms | " + " | ".join(c for _, c in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (4 + len(COLUMNS))]
+    for r in rows:
+        s = r["sections_s"]
+        lines.append(f"| {r['variant']} | {r['ranks']} x {r['threads_per_rank']} | {r['samples_per_s']:.0f} | "
+                     f"{1000 * s['step']:.1f} | " + " | ".join(f"{1000 * s.get(k, 0.0):.1f}" for k, _ in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict]) -> dict[str, float]:
+    by = {(r["variant"], r["ranks"]): r for r in rows}
+    out = {}
+    for ranks in sorted({r["ranks"] for r in rows}):
+        if ("weak", ranks) in by and ("full", ranks) in by:
+            out[f"full/weak step time, {ranks} rank(s)"] = (by["full", ranks]["sections_s"]["step"]
+                                                           / by["weak", ranks]["sections_s"]["step"])
+    for variant in VARIANTS:
+        if (variant, 1) in by and (variant, 2) in by:
+            out[f"{variant}: 2 ranks / 1 rank samples/s"] = by[variant, 2]["samples_per_s"] / by[variant, 1]["samples_per_s"]
+    for (variant, ranks), r in sorted(by.items()):
+        if "ema" in r["sections_s"]:
+            out[f"EMA share of the step, {variant}, {ranks} rank(s)"] = r["sections_s"]["ema"] / r["sections_s"]["step"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=80, help="optimizer steps per run (the first 10%% are warm-up)")
+    ap.add_argument("--batch", type=int, default=16, help="videos per rank per step (HAN: 16)")
+    ap.add_argument("--ranks", default="1,2")
+    ap.add_argument("--variants", default="weak,full")
+    ap.add_argument("--num-train", type=int, default=1024)
+    ap.add_argument("--data", default="runs/bench/llp_data", help="synthetic data, written once")
+    ap.add_argument("--out", default="runs/bench/throughput")
+    ap.add_argument("--json", default="throughput.json")
+    ap.add_argument("extra", nargs="*", help="overrides for every run, e.g. train.zero_stage=2")
+    args = ap.parse_args()
+    cores = len(os.sched_getaffinity(0))
+    _, shards = make_data(Path(args.data), args.num_train)
+    rows = []
+    for ranks in [int(x) for x in args.ranks.split(",")]:
+        for variant in args.variants.split(","):
+            rows.append(run_one(shards, Path(args.out), variant, ranks, args.steps, args.batch, cores, args.extra))
+            print(f"  {variant} on {ranks} rank(s): {rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
+    print(f"\nmachine: {cores} cores; HAN model, LLP feature sizes, batch {args.batch} per rank; "
+          f"medians per step in ms after warm-up\n")
+    print(table(rows))
+    r = ratios(rows)
+    print()
+    for k, v in r.items():
+        print(f"{k}: {100 * v:.1f}%" if "share" in k else f"{k}: {v:.2f}x")
+    Path(args.json).write_text(json.dumps({"cores": cores, "rows": rows, "ratios": r}, indent=1))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
