@@ -59,6 +59,19 @@ def test_bad_keys_and_duplicates(tmp_path):
         write_shards(bad, tmp_path / "x", dataset="toy", split="train", classes=CLASSES, features=FEATURES)
 
 
+def test_youtube_ids_with_leading_underscores_round_trip(tmp_path):
+    """Real UnAV-100 ids start with '__' (e.g. __uEjp7_UDw) and LLP ids with '-': they shard
+    and stream back under their own keys; only '__name__' keys are refused."""
+    keys = ["__uEjp7_UDw", "_x9ZPGN2-Pc", "-0jeONf82dE_21_31"]
+    samples = [(k, f, m) for k, (_, f, m) in zip(keys, toy_samples(3))]
+    write_shards(samples, tmp_path, dataset="toy", split="train", classes=CLASSES, features=FEATURES)
+    (batch,) = list(ShardStream(tmp_path, DataConfig(batch_size=3, num_workers=0), train=False))
+    assert sorted(batch["keys"]) == sorted(keys)
+    bad = [("__key__", *next(toy_samples(1))[1:])]
+    with pytest.raises(ShardError, match="__name__"):
+        write_shards(bad, tmp_path / "x", dataset="toy", split="train", classes=CLASSES, features=FEATURES)
+
+
 # ---- bad shards -------------------------------------------------------------------
 
 def _member(tar, name, data):

@@ -120,8 +120,10 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def sample_members(key: str, features: dict[str, np.ndarray], meta: dict,
                    order: list[str], dtype: str) -> Iterator[tuple[str, bytes]]:
     """(member name, bytes) of one sample, in the fixed order json, then features."""
-    if not key or any(ch in key for ch in "./") or key.startswith("__"):
-        raise ShardError(f"sample key {key!r}: keys may not be empty, contain '.' or '/', or start with '__'")
+    # YouTube ids may start with '_' or '__' (real UnAV-100 ids do); only '__name__' keys are
+    # WebDataset's own fields
+    if not key or any(ch in key for ch in "./") or (key.startswith("__") and key.endswith("__")):
+        raise ShardError(f"sample key {key!r}: keys may not be empty, contain '.' or '/', or look like '__name__'")
     yield f"{key}.json", json.dumps(meta, sort_keys=True).encode()
     for name in order:
         yield f"{key}.{name}.npy", npy_bytes(features[name].astype(dtype))
