@@ -34,6 +34,7 @@ def build(seed: int, videos: int, unlabelled_first_half: bool = False):
     for f in FEATURES:
         x[f["name"]][:, :5] += 1.5
     cfg = MethodConfig()
+    cfg.cma.enabled = True  # every term of the method, whatever the defaults
     cfg.pseudo.tau_min, cfg.pseudo.gamma, cfg.pseudo.tau_low = 0.3, 1.0, 0.2
     return model, teacher, (x, mask, y), cfg
 

@@ -23,6 +23,7 @@ def test_method_loss_goes_down(tmp_path):
     flatten_parameters_(model)
     teacher = EMATeacher(model, decay=0.9)
     cfg = MethodConfig(ramp_start=0, ramp_steps=0)
+    cfg.cma.enabled = True
     cfg.pseudo.mode = "topk"
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses, step = [], 0

@@ -10,7 +10,7 @@ from dist_helpers import free_port
 
 TINY = ["model.d_model=16", "model.ffn_dim=16", "model.embed_dim=8", "data.batch_size=4", "data.num_workers=1",
         "train.eval_every=0", "train.plots=1", "train.log_every=1", "train.warmup_steps=2",
-        "method.ramp_start=2", "method.ramp_steps=2", "method.pseudo.tau_min=0.3"]
+        "method.ramp_start=2", "method.ramp_steps=2", "method.pseudo.tau_min=0.3", "method.cma.enabled=true"]
 
 
 def make_shards(folder: Path) -> Path:
