@@ -170,6 +170,10 @@ def _wait_requeued_then_done(env, job: str, timeout: float) -> str:
             raise AssertionError(f"job {job} ended ({state}) instead of being requeued")
         return state == "PENDING"
     _wait(f"job {job} to be requeued", pending, timeout, poll=0.2)
+    # slurmd refuses a credential of the same job created in the second it was revoked in
+    # ("Job credential revoked"): let the node finish with the first run, then a second more
+    _wait("the node to be idle", lambda: _cmd(env, "sinfo", "-h", "-o", "%T") == "idle", 60)
+    time.sleep(2)
     _cmd(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
     return _wait_done(env, job, timeout)
 
