@@ -23,9 +23,9 @@
 #        no cluster needed: prints the srun command and each task's environment per node
 #
 # Preemption and time limits: SLURM sends SIGUSR2 120 s before the end (--signal); every
-# rank saves its part of a checkpoint at the next step and exits with code 3; this script
-# then requeues the job, which resumes from that checkpoint (train.resume=auto; the run
-# folder is keyed by the job id, which a requeue keeps).
+# rank saves its part of a checkpoint at the next step and exits with code 3 (rank 0 leaves
+# RUN_DIR/PREEMPTED); this script then requeues the job, which resumes from that checkpoint
+# (train.resume=auto; the run folder is keyed by the job id, which a requeue keeps).
 # Environment: RUN_DIR (default runs/<job name>-<job id>), PYTHON (default: python on PATH).
 # Logs: the batch output (slurm-<name>-<id>.out where submitted), and per task
 # RUN_DIR/logs/<job id>-task<rank>.log.
@@ -80,13 +80,18 @@ mkdir -p "$RUN_DIR/logs"
 say() { echo "[slurm/train.sh $(date +%H:%M:%S)] $*"; }
 say "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): $SLURM_NTASKS task(s) on $SLURM_JOB_NODELIST; run folder $RUN_DIR"
 say "${cmd[*]}"
+rm -f "$RUN_DIR/PREEMPTED"
 "${cmd[@]}"
 rc=$?
-case $rc in
-  0) say "training finished; outputs in $RUN_DIR" ;;
-  3) say "every rank saved a checkpoint after the preemption signal: requeueing job $SLURM_JOB_ID"
-     scontrol requeue "$SLURM_JOB_ID" && exit 0
-     say "scontrol requeue failed: resubmit with RUN_DIR=$RUN_DIR to resume"; exit 3 ;;
-  *) say "training failed: srun exit code $rc (srun names the task above; task logs in $RUN_DIR/logs/)"
-     exit "$rc" ;;
-esac
+# the tasks exit with code 3 after a preemption checkpoint, but srun --kill-on-bad-exit may
+# kill the last of them while they exit: the trainer's PREEMPTED file is what says it
+if [ -f "$RUN_DIR/PREEMPTED" ]; then
+  say "every rank saved a checkpoint after the preemption signal ($(head -n 1 "$RUN_DIR/PREEMPTED")): requeueing job $SLURM_JOB_ID"
+  scontrol requeue "$SLURM_JOB_ID" && exit 0
+  say "scontrol requeue failed: resubmit with RUN_DIR=$RUN_DIR to resume"; exit 3
+elif [ $rc = 0 ]; then
+  say "training finished; outputs in $RUN_DIR"
+else
+  say "training failed: srun exit code $rc (srun names the task above; task logs in $RUN_DIR/logs/)"
+  exit "$rc"
+fi

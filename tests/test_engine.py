@@ -141,8 +141,10 @@ def test_preemption_signal_saves_on_all_ranks_and_resumes(shards, tmp_path):
     step = int(output.split("preempted at step ")[1].split(":")[0])
     ckpt = run_dir / "checkpoints" / f"step_{step:07d}"
     assert (ckpt / "COMPLETE").is_file() and (ckpt / "rank_0.pt").is_file() and (ckpt / "rank_1.pt").is_file()
+    assert (run_dir / "PREEMPTED").read_text().startswith(f"step {step}\n")  # what slurm/train.sh requeues on
     out = run(train_cmd(2, run_dir, shards, f"train.max_steps={step + 3}", "train.resume=auto"))
     assert out.returncode == 0 and f"at step {step}" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    assert not (run_dir / "PREEMPTED").exists()
 
 
 def test_bad_config_is_rejected_before_any_process_starts(shards, tmp_path):

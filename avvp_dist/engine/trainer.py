@@ -29,6 +29,9 @@ from avvp_dist.model.model import AVVPModel
 from avvp_dist.profiling import NULL_TIMER, StepTimer
 
 EXIT_PREEMPTED = 3  # the run saved a checkpoint after a preemption signal and wants to be requeued
+# written in the run folder with it: srun --kill-on-bad-exit may kill the last ranks while they
+# exit with code 3, so a batch script reads this file rather than srun's exit code
+PREEMPTED_MARKER = "PREEMPTED"
 
 
 class TrainingStopped(RuntimeError):
@@ -149,6 +152,7 @@ class Trainer:
         self.timer = StepTimer(sync) if t.profile else NULL_TIMER
         if self.rank == 0:
             write_run_record(self.run_dir, cfg, self.env, self.precision, self.threads)
+            (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
         resume = ckpt.find_resume(self.run_dir, t.resume)
         if resume is not None:
             self._restore(resume)
@@ -291,6 +295,8 @@ class Trainer:
                     if agree(self.preempt.raised, self.device):
                         path = self._save()
                         if self.rank == 0:
+                            # before the exit barrier, so it exists whichever rank's exit a launcher sees first
+                            (self.run_dir / PREEMPTED_MARKER).write_text(f"step {self.step}\ncheckpoint {path}\n")
                             print(f"preempted at step {self.step}: checkpoint {path}; exiting for requeue", flush=True)
                         return EXIT_PREEMPTED
                     if t.checkpoint_every and self.step % t.checkpoint_every == 0:
@@ -317,7 +323,8 @@ class Trainer:
         measured = self.timer.steps[skip:]
         seconds = sum(s["step"] for s in measured)
         record = {"world_size": self.world, "threads_per_rank": self.threads,
-                  "batch_per_rank": self.cfg.data.batch_size, "samples_per_step": per_step, "warmup_steps": skip, "sections_s": sections,
+                  "batch_per_rank": self.cfg.data.batch_size, "samples_per_step": per_step, "warmup_steps": skip,
+                  "sections_s": sections,
                   "samples_per_s": per_step * len(measured) / seconds if seconds else None,
                   "method": {"pseudo": self.cfg.method.pseudo.enabled, "cma": self.cfg.method.cma.enabled,
                              "teacher": self.teacher is not None}}
