@@ -63,6 +63,9 @@ def stop() -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
-    subprocess.run(["bash", str(SCRIPT), "stop", str(_state["folder"] / "cluster")], capture_output=True, timeout=120)
+    cluster = _state["folder"] / "cluster"
+    subprocess.run(["bash", str(SCRIPT), "stop", str(cluster)], capture_output=True, timeout=120)
     _state["log"].close()
+    for sub in ("db", "state", "spool", "run", "munge", "munge-key"):  # ~180 MB; the logs stay
+        shutil.rmtree(cluster / sub, ignore_errors=True)
     _state.clear()
