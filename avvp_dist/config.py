@@ -8,6 +8,7 @@ with strict checking: an unknown key or a value of the wrong type is a
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from avvp_dist.engine.config import TrainConfig
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
 
+
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 class ConfigError(ValueError):
     """A config key is unknown, or its value has the wrong type or range."""
@@ -91,6 +94,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 (PyYAML) reads 2e-3 as a string; 2.0e-3 as a number
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):

@@ -71,3 +71,13 @@ def test_method_and_model_sections():
         load_config(None, ["method.pseudo.mode=median"])
     with pytest.raises(ConfigError, match="unknown config key 'method.cma.temp'"):
         load_config(None, ["method.cma.temp=0.2"])
+
+
+def test_scientific_notation_is_a_number():
+    """PyYAML (YAML 1.1) reads `2e-3` as a string; a float field takes it, others do not."""
+    cfg = load_config(None, ["train.lr=2e-3", "method.teacher.decay=9.99E-1", "train.weight_decay=.5e-4"])
+    assert (cfg.train.lr, cfg.method.teacher.decay, cfg.train.weight_decay) == (2e-3, 0.999, 0.5e-4)
+    with pytest.raises(ConfigError, match="train.lr: expected a number, got 'fast'"):
+        load_config(None, ["train.lr=fast"])
+    with pytest.raises(ConfigError, match="train.max_steps: expected an integer"):
+        load_config(None, ["train.max_steps=1e3"])
