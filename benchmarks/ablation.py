@@ -127,7 +127,7 @@ def markdown(ds: str, summary: dict, seeds: list[int], minutes: float, command: 
     for model in ("teacher", "student"):
         lines += [f"## {model}", "", "| variant | " + " | ".join(spec["metrics"]) + " |",
                   "|---|" + "---|" * len(spec["metrics"])]
-        for v, e in summary.items():
+        for e in summary.values():
             if model in e["models"]:
                 lines.append(f"| {e['label']} | " + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in
                                                               e["models"][model].values()) + " |")
@@ -136,7 +136,7 @@ def markdown(ds: str, summary: dict, seeds: list[int], minutes: float, command: 
               "minus the baseline's student)", "",
               "| variant | " + " | ".join(f"Δ {m} (mean ± std)" for m in spec["headline"]) + " | > 2 std |",
               "|---|" + "---|" * (len(spec["headline"]) + 1)]
-    for v, e in summary.items():
+    for e in summary.values():
         if e["paired"]:
             p = e["paired"]
             lines.append(f"| {e['label']} | " + " | ".join(f"{p[m]['mean']:+.2f} ± {p[m]['std']:.2f}"
@@ -192,8 +192,7 @@ def main() -> None:
         jobs = [(s, v) for s in seeds for v in variants]
         with ThreadPoolExecutor(args.jobs) as pool:
             done = list(pool.map(lambda sv: train(ds, sv[0], sv[1], shards[sv[0]], out, args.overrides), jobs))
-        results = {(s, v): r for (s, v), r in zip(jobs, done)}
-        results = {(v, s): r for (s, v), r in results.items()}
+        results = {(v, s): r for (s, v), r in zip(jobs, done)}
         summary = summarise(ds, results, variants, seeds)
         minutes = (time.time() - t0) / 60
         text = markdown(ds, summary, seeds, minutes, command)
