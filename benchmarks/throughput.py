@@ -12,7 +12,8 @@ ranks); the batch per rank is fixed (weak scaling). The method terms are on from
 (no ramp) so the full method's step is measured as it runs after its ramp.
 
 Sections: data (waiting for the next batch), student forward, backward (the student's
-backward through every loss term), teacher forward, EMA update, masks, CMA (embedding,
+backward through every loss term), teacher forward (two with the modality refinement: the
+batch and the swapped batch), EMA update, masks, CMA (embedding,
 gather and loss), optimizer step, other (logging, the NaN agreement, loss assembly).
 """
 from __future__ import annotations
@@ -31,7 +32,8 @@ COLUMNS = [("data", "data"), ("student_forward", "stud fwd"), ("backward", "back
            ("optimizer", "optim"), ("other", "other")]
 VARIANTS = {
     "weak": ["method.pseudo.enabled=false", "method.cma.enabled=false", "method.teacher.enabled=false"],
-    "full": ["method.ramp_start=0", "method.ramp_steps=1"],
+    "full": ["method.ramp_start=0", "method.ramp_steps=1", "method.pseudo.enabled=true", "method.refine.enabled=true",
+             "method.cma.enabled=true", "method.cma.cross_video=true"],
 }
 
 

@@ -66,3 +66,35 @@ def test_tiny_study_runs_end_to_end(tmp_path):
                 assert all(0 <= v <= 100 for v in metrics.values())
         assert (out / ds / f"{ds}.png").stat().st_size > 1000
         assert "paired difference to the baseline" in (out / ds / f"{ds}.md").read_text()
+
+
+def test_every_variant_sets_every_switch():
+    """A variant is what its row says whatever the config file and the defaults hold."""
+    from avvp_dist.config import load_config
+
+    ab = _module()
+    want = {  # pseudo (mode; "config": the config file's), refine, cma (cross_video), teacher
+        "baseline": (None, False, None, False), "pseudo_adaptive": ("adaptive", False, None, True),
+        "pseudo_topk": ("topk", False, None, True), "pseudo_refine": ("config", True, None, True),
+        "cma_agree": (None, False, False, True), "cma_cross": (None, False, True, True),
+        "full_no_refine": ("config", False, True, True), "full": ("config", True, True, True),
+    }
+    file_mode = {"llp": "adaptive", "unav100": "adaptive"}  # ablation_*.yaml
+    assert set(ab.VARIANTS) == set(want)
+    for ds, spec in ab.DATASETS.items():
+        for name in spec["variants"]:
+            for flipped in (False, True):  # defaults with every switch the other way
+                base = [f"method.pseudo.enabled={str(not flipped).lower()}",
+                        f"method.refine.enabled={str(flipped).lower()}", f"method.cma.enabled={str(flipped).lower()}",
+                        f"method.cma.cross_video={str(not flipped).lower()}"]
+                cfg = load_config(REPO / spec["config"], base + ab.VARIANTS[name][1] + spec.get("fixed", [])).method
+                pseudo, refine, cma, teacher = want[name]
+                pseudo = file_mode[ds] if pseudo == "config" else pseudo
+                refine = refine and ds == "llp"  # UnAV-100's audio-visual labels: off for every variant
+                assert cfg.pseudo.enabled == (pseudo is not None), (ds, name)
+                if pseudo is not None:
+                    assert cfg.pseudo.mode == pseudo, (ds, name)
+                assert cfg.refine.enabled == refine and cfg.cma.enabled == (cma is not None), (ds, name)
+                if cma is not None:
+                    assert cfg.cma.cross_video == cma, (ds, name)
+                assert cfg.teacher.enabled == teacher, (ds, name)

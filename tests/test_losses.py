@@ -50,3 +50,11 @@ def test_agreement_by_hand():
     e_v = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     assert agreement_sum(e_a, e_v).item() == pytest.approx(1.0)
     assert agreement_sum(e_a[:0], e_v[:0]).item() == 0.0
+
+
+def test_weak_loss_with_per_modality_labels_by_hand():
+    p, p_a, p_v = torch.tensor([[0.8, 0.1]]), torch.tensor([[0.7, 0.2]]), torch.tensor([[0.6, 0.3]])
+    y, y_v = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 0.0]])  # class 0 dropped from the visual labels
+    bce = lambda q, t: -(t * math.log(q) + (1 - t) * math.log(1 - q))  # noqa: E731
+    want = (bce(0.8, 1) + bce(0.1, 0)) / 2 + (bce(0.7, 1) + bce(0.2, 0)) / 2 + (bce(0.6, 0.05) + bce(0.3, 0.05)) / 2
+    assert weak_loss(p, p_a, p_v, y, y_a=y, y_v=y_v).item() == pytest.approx(want, rel=1e-6)

@@ -25,17 +25,18 @@ def test_method_loss_goes_down(tmp_path):
     cfg = MethodConfig(ramp_start=0, ramp_steps=0)
     cfg.cma.enabled = True
     cfg.pseudo.mode = "topk"
+    modalities = {f["name"]: f["modality"] for f in features}
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses, step = [], 0
     while step < 48:
         for batch in stream:
-            terms = step_losses(model, model.embed, teacher, batch, cfg, step)
+            terms = step_losses(model, model.embed, teacher, batch, cfg, step, modalities=modalities)
             opt.zero_grad()
             terms["loss"].backward()
             opt.step()
             teacher.update(model)
             losses.append(terms["loss"].item())
-            assert terms["cma_pairs"] > 0 and terms["pseudo_positions"] > 0
+            assert terms["cma_pairs"] > 0 and terms["pseudo_positions"] > 0 and "refined_visual" in terms
             step += 1
     first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
     assert last < 0.8 * first, (first, last)

@@ -199,8 +199,9 @@ class Trainer:
         """Loss, backward and (at an accumulation boundary) the optimizer step. None: skipped."""
         cfg = self.cfg
         embed = self.engine.module.embed if cfg.method.cma.enabled else None
+        modalities = {f["name"]: f["modality"] for f in self.engine.module.features}
         terms = step_losses(self._student, embed, self._teacher if self.teacher else None, self._batch(batch),
-                            cfg.method, self.step, self.timer)
+                            cfg.method, self.step, self.timer, modalities)
         loss = terms["loss"]
         self.micro_steps += 1
         if self.micro_steps in cfg.train.debug_nan_steps and self.rank == 0:

@@ -16,10 +16,16 @@ def _bce(p: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torc
 
 
 def weak_loss(p: torch.Tensor, p_a: torch.Tensor, p_v: torch.Tensor, y: torch.Tensor,
-              audio_smoothing: float = 1.0, visual_smoothing: float = 0.9) -> torch.Tensor:
-    """BCE(p, y) + BCE(p_a, s_a(y)) + BCE(p_v, s_v(y)), s(y) = a y + (1 - a) / 2; each a mean over (B, C)."""
-    s_a = audio_smoothing * y + (1 - audio_smoothing) / 2
-    s_v = visual_smoothing * y + (1 - visual_smoothing) / 2
+              audio_smoothing: float = 1.0, visual_smoothing: float = 0.9,
+              y_a: torch.Tensor | None = None, y_v: torch.Tensor | None = None) -> torch.Tensor:
+    """BCE(p, y) + BCE(p_a, s_a(y_a)) + BCE(p_v, s_v(y_v)), s(y) = a y + (1 - a) / 2; each a mean over (B, C).
+
+    All (B, C); y_a, y_v: per-modality labels (default y, as in HAN).
+    """
+    y_a = y if y_a is None else y_a
+    y_v = y if y_v is None else y_v
+    s_a = audio_smoothing * y_a + (1 - audio_smoothing) / 2
+    s_v = visual_smoothing * y_v + (1 - visual_smoothing) / 2
     return _bce(p, y) + _bce(p_a, s_a) + _bce(p_v, s_v)
 
 

@@ -16,6 +16,7 @@ from avvp_dist.kernels import PseudoMasks, pseudo_masks
 from avvp_dist.kernels.masks import topk_counts
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss
+from avvp_dist.method.refine import partner_index, refine_labels, refine_masks, swapped_features
 from avvp_dist.profiling import NULL_TIMER
 
 
@@ -27,7 +28,8 @@ def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor,
 
 
 def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: PseudoMasks | None,
-                  embed: Callable | None, cfg: MethodConfig, ramp: float, timer=NULL_TIMER) -> dict[str, torch.Tensor]:
+                  embed: Callable | None, cfg: MethodConfig, ramp: float, timer=NULL_TIMER,
+                  y_mod: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Loss terms of one micro-step on this rank.
 
     out: the student's outputs (`P` (B, T, 2, C), `p`, `p_a`, `p_v` (B, C), `h_a`, `h_v`
@@ -35,9 +37,12 @@ def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: Pseudo
     and CMA terms are off); embed: the model's class-aware embedding head. Every rank
     issues the same collectives whatever its number of positions. Returns `loss` (the
     total to backpropagate) and each term, detached, for logging. timer: a
-    `profiling.StepTimer` for the throughput benchmark (sections `cma`).
+    `profiling.StepTimer` for the throughput benchmark (sections `cma`). y_mod: (B, 2, C)
+    refined audio / visual labels (`refine.py`): the weak loss's modality terms use them,
+    and `masks` must already be gated by them.
     """
-    weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing)
+    y_a, y_v = (y, y) if y_mod is None else (y_mod[:, 0], y_mod[:, 1])
+    weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing, y_a, y_v)
     terms = {"weak": weak.detach()}
     total = weak
     w = world_size()
@@ -77,8 +82,30 @@ def _cma_terms(out: dict, masks: PseudoMasks, embed: Callable, cfg: MethodConfig
     return ramp * cfg.cma.weight * cma
 
 
+def modality_labels(teacher: Callable, teacher_out: dict, x: dict, valid: torch.Tensor, y: torch.Tensor,
+                    modalities: dict[str, str], cfg: MethodConfig) -> torch.Tensor:
+    """Refined per-modality labels (B, 2, C) from the teacher's cross-video swap forwards.
+
+    teacher_out: the teacher's outputs on the batch itself. Each video is paired with
+    `partner_index(y)`; a swapped forward runs on the segments valid in both videos, one
+    per refined modality (ratio > 0). Without a partner (B = 1) the labels stay y.
+    """
+    ratio = (cfg.refine.ratio_audio, cfg.refine.ratio_visual)
+    partner = partner_index(y)
+    if partner is None or max(ratio) <= 0:
+        return torch.stack([y, y], dim=1)
+    both = valid & valid[partner]
+    p_own = torch.stack([teacher_out["p_a"], teacher_out["p_v"]], dim=1).float()
+    p_swap = p_own.clone()  # rows of an unrefined modality never drop
+    for m, keep in enumerate(("audio", "visual")):
+        if ratio[m] > 0:
+            p_swap[:, m] = teacher(swapped_features(x, modalities, keep, partner), both)[("p_a", "p_v")[m]].float()
+    return refine_labels(y, partner, p_own, p_swap, ratio)
+
+
 def step_losses(student: Callable, embed: Callable | None, teacher: Callable | None, batch: dict,
-                cfg: MethodConfig, step: int, timer=NULL_TIMER) -> dict[str, torch.Tensor]:
+                cfg: MethodConfig, step: int, timer=NULL_TIMER,
+                modalities: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
     """One micro-step: student forward, teacher masks (once the ramp has started), loss terms.
 
     student: the (possibly DeepSpeed-wrapped) model's forward; teacher: an `EMATeacher`
@@ -86,20 +113,29 @@ def step_losses(student: Callable, embed: Callable | None, teacher: Callable | N
     `ShardStream` (`features`, `mask` (B, T), `labels` (B, C)); step: optimizer steps taken.
     All ranks share `step`, so they all take the same branches and collectives. timer:
     sections `student_forward`, `teacher_forward`, `masks`, `cma` for the throughput benchmark.
+    modalities: {feature name: "audio" | "visual"}, needed by the modality refinement.
     """
     x, valid, y = batch["features"], batch["mask"], batch["labels"]
     with timer.section("student_forward"):
         out = student(x, valid)
     ramp = cfg.ramp(step)
-    masks = None
+    masks = y_mod = t_out = None
+    if ramp > 0 and teacher is not None and (cfg.pseudo.enabled or cfg.cma.enabled or cfg.refine.enabled):
+        with timer.section("teacher_forward"):
+            t_out = teacher(x, valid)
+            if cfg.refine.enabled:
+                if modalities is None:
+                    raise ValueError("method.refine needs the features' modalities")
+                y_mod = modality_labels(teacher, t_out, x, valid, y, modalities, cfg)
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
-        if teacher is not None:
-            with timer.section("teacher_forward"):
-                P = teacher(x, valid)["P"]
-        else:
-            P = out["P"].detach()
+        P = t_out["P"] if t_out is not None else out["P"].detach()
         with timer.section("masks"):
             masks = teacher_masks(P, y, valid, cfg)
-    terms = method_losses(out, y, valid, masks, embed, cfg, ramp, timer)
+            if y_mod is not None:
+                masks = refine_masks(masks, y, y_mod, valid)
+    terms = method_losses(out, y, valid, masks, embed, cfg, ramp, timer, y_mod)
+    if y_mod is not None:  # share of the labels dropped from each modality, for the log
+        dropped = (y.bool()[:, None] & ~y_mod.bool()).sum((0, 2)) / y.sum().clamp_min(1)
+        terms["refined_audio"], terms["refined_visual"] = dropped
     terms["ramp"] = torch.tensor(ramp)
     return terms

@@ -1,0 +1,119 @@
+"""Modality label refinement by cross-video swap: hand-computed cases and a toy teacher."""
+import torch
+
+from avvp_dist.kernels import PseudoMasks
+from avvp_dist.method.config import MethodConfig
+from avvp_dist.method.objective import modality_labels, step_losses
+from avvp_dist.method.refine import partner_index, refine_labels, refine_masks, swapped_features
+
+
+def test_partner_shares_fewest_labels_ties_to_the_next_video():
+    y = torch.tensor([[1, 0, 1], [1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=torch.float32)
+    # labels shared: 0-1: 1, 0-2: 0, 0-3: 1, 1-2: 0, 1-3: 1, 2-3: 1
+    # 0 -> 2 and 1 -> 2 (the only ones sharing none); 2 shares none with 0 and 1: the nearest
+    # following is 0 (2 steps on, against 3 for video 1); 3 shares one with every video: 0 is next
+    assert partner_index(y).tolist() == [2, 2, 0, 0]
+    assert partner_index(y[:1]) is None
+
+
+def test_refine_labels_by_hand():
+    y = torch.tensor([[1, 1, 0], [0, 1, 1]], dtype=torch.float32)
+    partner = torch.tensor([1, 0])
+    p_own = torch.tensor([[[0.9, 0.8, 0.1], [0.6, 0.5, 0.1]],
+                          [[0.1, 0.7, 0.9], [0.1, 0.9, 0.8]]])  # (B, 2, C) audio, visual
+    p_swap = torch.tensor([[[0.9, 0.1, 0.1], [0.1, 0.1, 0.0]],
+                           [[0.0, 0.1, 0.8], [0.0, 0.1, 0.2]]])
+    got = refine_labels(y, partner, p_own, p_swap, (0.0, 0.3))
+    # video 0: class 0 testable (partner lacks it), visual 0.1 < 0.3 * 0.6 -> dropped from visual;
+    #          class 1 shared with the partner -> kept although 0.1 < 0.3 * 0.5
+    # video 1: class 2 testable, visual 0.2 < 0.3 * 0.8 = 0.24 -> dropped; audio never refined (ratio 0)
+    want = torch.tensor([[[1, 1, 0], [0, 1, 0]], [[0, 1, 1], [0, 1, 0]]], dtype=torch.float32)
+    assert torch.equal(got, want)
+    got = refine_labels(y, partner, p_own, p_swap, (0.2, 0.0))
+    # audio: video 0 class 0: 0.9 >= 0.18 kept; video 1 class 2: 0.8 >= 0.18 kept; visual untouched
+    assert torch.equal(got, torch.stack([y, y], dim=1))
+
+
+def test_refine_masks_drop_a_modality_of_a_class():
+    B, T, C = 1, 4, 2
+    y = torch.tensor([[1.0, 1.0]])
+    pos = torch.zeros(B, T, 2, C, dtype=torch.bool)
+    pos[0, 1:3, :, 0] = True  # class 0 positive at t = 1, 2 in both modalities
+    pos[0, 0, :, 1] = True
+    rel = pos.clone()
+    rel[0, 3, :, 0] = True  # a reliable negative
+    masks = PseudoMasks(pos, rel, pos[:, :, 0] & pos[:, :, 1])
+    valid = torch.tensor([[True, True, True, False]])
+    y_mod = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])  # class 0 dropped from the visual modality
+    got = refine_masks(masks, y, y_mod, valid)
+    want_pos = pos.clone()
+    want_pos[0, :, 1, 0] = False
+    want_rel = rel.clone()
+    want_rel[0, :3, 1, 0] = True  # every valid visual segment of class 0 is a negative
+    assert torch.equal(got.pos, want_pos) and torch.equal(got.reliable, want_rel)
+    assert torch.equal(got.pairs, want_pos[:, :, 0] & want_pos[:, :, 1])
+    assert not got.pairs[0, :, 0].any() and got.pairs[0, 0, 1]
+
+
+class LeakyTeacher:
+    """p_m(c) = mean_t of (own track + other track) / 2 at feature c: each modality's
+    prediction also sees the other modality, as a cross-attending model does."""
+
+    def __call__(self, x, valid):
+        a, v = x["vggish"], x["res152"]
+        w = valid[:, :, None].float()
+        mean = lambda z: (z * w).sum(1) / w.sum(1)  # noqa: E731
+        p_a, p_v = mean((a + 0.5 * v) / 1.5), mean((v + 0.5 * a) / 1.5)
+        P = torch.stack([(a + 0.5 * v) / 1.5, (v + 0.5 * a) / 1.5], dim=2)
+        return {"P": P, "p_a": p_a, "p_v": p_v}
+
+
+def test_modality_labels_drop_a_class_absent_from_the_visual_track():
+    # video 0: class 0 in audio only, class 1 in both; video 1: class 2 in both
+    T, C = 4, 3
+    a, v = torch.zeros(2, T, C), torch.zeros(2, T, C)
+    a[0, :, 0] = 1
+    a[0, :, 1] = v[0, :, 1] = 1
+    a[1, :, 2] = v[1, :, 2] = 1
+    y = torch.tensor([[1, 1, 0], [0, 0, 1]], dtype=torch.float32)
+    x, valid = {"vggish": a, "res152": v}, torch.ones(2, T, dtype=torch.bool)
+    modalities = {"vggish": "audio", "res152": "visual"}
+    assert torch.equal(swapped_features(x, modalities, "visual", torch.tensor([1, 0]))["vggish"], a[[1, 0]])
+    cfg = MethodConfig()
+    cfg.refine.enabled, cfg.refine.ratio_visual = True, 0.3
+    teacher = LeakyTeacher()
+    got = modality_labels(teacher, teacher(x, valid), x, valid, y, modalities, cfg)
+    # video 0 class 0: own p_v = 0.5 / 1.5, swapped (video 1's audio) p_v = 0 -> dropped;
+    # class 1: own 1, swapped 1 / 1.5 -> kept; video 1 class 2: own 1, swapped 1 / 1.5 -> kept
+    want = torch.tensor([[[1, 1, 0], [0, 1, 0]], [[0, 0, 1], [0, 0, 1]]], dtype=torch.float32)
+    assert torch.equal(got, want)
+
+
+def test_step_losses_use_the_refined_labels():
+    """The weak loss's visual term and the pseudo masks follow the refined labels."""
+    from avvp_dist.method.losses import weak_loss
+
+    T, C = 4, 3
+    a, v = torch.zeros(2, T, C), torch.zeros(2, T, C)
+    a[0, :, 0] = 1
+    a[1, :, 2] = v[1, :, 2] = 1
+    y = torch.tensor([[1, 0, 0], [0, 0, 1]], dtype=torch.float32)
+    batch = {"features": {"vggish": a, "res152": v}, "mask": torch.ones(2, T, dtype=torch.bool), "labels": y}
+    g = torch.Generator().manual_seed(0)
+    P = torch.rand(2, T, 2, C, generator=g) * 0.8 + 0.1
+    out = {"P": P, "p": P.mean((1, 2)), "p_a": P[:, :, 0].mean(1), "p_v": P[:, :, 1].mean(1)}
+    cfg = MethodConfig()
+    cfg.refine.enabled, cfg.pseudo.enabled, cfg.cma.enabled = True, True, False
+    cfg.pseudo.tau_low = 0.0
+    modalities = {"vggish": "audio", "res152": "visual"}
+    terms = step_losses(lambda x, m: out, None, LeakyTeacher(), batch, cfg, step=10**6, modalities=modalities)
+    y_v = torch.tensor([[0, 0, 0], [0, 0, 1]], dtype=torch.float32)
+    want_weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, y_a=y, y_v=y_v)
+    assert terms["weak"].item() == want_weak.item()
+    assert terms["refined_visual"].item() == 0.5 and terms["refined_audio"].item() == 0.0
+    plain = MethodConfig()
+    plain.refine.enabled, plain.pseudo.enabled, plain.cma.enabled, plain.pseudo.tau_low = False, True, False, 0.0
+    unrefined = step_losses(lambda x, m: out, None, LeakyTeacher(), batch, plain, step=10**6, modalities=modalities)
+    assert unrefined["weak"].item() != terms["weak"].item()
+    # pseudo: the visual segments of class 0 in video 0 join the reliable negatives
+    assert terms["pseudo_positions"].item() == unrefined["pseudo_positions"].item() + T
