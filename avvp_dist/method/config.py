@@ -43,14 +43,15 @@ class RefineConfig:
     # the visual modality (weak-loss target and pseudo masks). Costs one more teacher forward.
     # On by default: the largest single gain in the accuracy study's tuning runs
     # (docs/accuracy.md; LLP format, tuning seeds 10-12, disjoint from the study's seeds):
-    # pseudo supervision alone +0.9 segment Type@AV, with refinement +2.9 +- 0.8
+    # pseudo supervision alone +0.9 segment Type@AV, with refinement +2.9 +- 0.8; confirmed
+    # on the study's seeds 0-2: +0.33 +- 0.62 without, +1.71 +- 0.64 with (event: +0.59 / +2.21)
     enabled: bool = True
     # relative, not absolute: an absolute threshold feeds on itself (dropped labels lower p_v,
     # which drops more; 0.2 dropped ~55% of visual labels and lost 12.6 segment Type@AV);
     # ratio 0.3: +2.9, 0.4: +1.5 (tuning seeds 10-11)
     ratio_visual: float = 0.3  # drop when swapped p_v < 0.3 x the teacher's own p_v
     # 0: audio labels are kept, as HAN keeps them unsmoothed (s_a = y); ratio 0.3 on audio
-    # dropped most audio labels and lost 26.6 segment-level audio F1 in the tuning runs
+    # lost 26.6 points of segment-level audio F1 in the tuning runs
     ratio_audio: float = 0.0
 
 
@@ -59,7 +60,9 @@ class CMAConfig:
     # cross-modal agreement at reliable segment-class pairs: on, at a small weight. Tuning
     # runs (LLP format, seeds 10-12, with pseudo supervision and refinement), segment Type@AV
     # against the weak baseline by lambda_c: 0 +2.9 +- 0.8, 0.05 +3.6 +- 0.4, 0.1 +4.3 +- 0.4,
-    # 0.2 +3.5 +- 0.9, 0.5 (seeds 10-11) +1.5 +- 1.1; the first study at 0.5 lowered the score
+    # 0.2 +3.5 +- 0.9, 0.5 (seeds 10-11) +1.5 +- 1.1; the first study at 0.5 lowered the score.
+    # On the study's seeds 0-2 at 0.1 it is about neutral (full method vs without CMA:
+    # -0.13 / -0.04 segment / event Type@AV); on UnAV-100-format data CMA alone helps (+1.6 to +2.1 mAP)
     enabled: bool = True
     agreement: bool = True  # 1 - cos(e_a, e_v) over the pairs
     cross_video: bool = True  # symmetric InfoNCE against other classes' pairs from every rank
