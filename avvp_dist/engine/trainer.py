@@ -131,6 +131,7 @@ class Trainer:
         for split in ("val", "test"):  # checked once here; the periodic evaluations skip the sha256
             Manifest.load(self.shards / split).verify(self.shards / split, checksums=cfg.data.verify_checksums)
         self.classes, self.dataset = manifest.classes, manifest.dataset
+        self.modalities = {f["name"]: f["modality"] for f in manifest.features}  # for the modality refinement
         model = AVVPModel(manifest.features, len(self.classes), cfg.model)
         flatten_parameters_(model)  # the EMA then updates the whole student in one pass (ZeRO 0)
         optimizer = adamw(model.parameters(), t.lr, t.weight_decay)
@@ -199,9 +200,8 @@ class Trainer:
         """Loss, backward and (at an accumulation boundary) the optimizer step. None: skipped."""
         cfg = self.cfg
         embed = self.engine.module.embed if cfg.method.cma.enabled else None
-        modalities = {f["name"]: f["modality"] for f in self.engine.module.features}
         terms = step_losses(self._student, embed, self._teacher if self.teacher else None, self._batch(batch),
-                            cfg.method, self.step, self.timer, modalities)
+                            cfg.method, self.step, self.timer, self.modalities)
         loss = terms["loss"]
         self.micro_steps += 1
         if self.micro_steps in cfg.train.debug_nan_steps and self.rank == 0:

@@ -40,7 +40,8 @@ class RefineConfig:
     # modality-aware label refinement by cross-video modality swap (method/refine.py, after
     # Wu & Yang 2021): the teacher scores each video's visual track with the audio track of
     # a partner video lacking the class; a label whose p_v collapses there is dropped from
-    # the visual modality (weak-loss target and pseudo masks). Costs one more teacher forward.
+    # the visual modality (weak-loss target and pseudo masks). Costs one more teacher forward;
+    # needs the teacher (with method.teacher.enabled=false the labels stay as they are).
     # On by default: the largest single gain in the accuracy study's tuning runs
     # (docs/accuracy.md; LLP format, tuning seeds 10-12, disjoint from the study's seeds):
     # pseudo supervision alone +0.9 segment Type@AV, with refinement +2.9 +- 0.8; confirmed
