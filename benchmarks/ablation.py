@@ -30,15 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 
-
 def _on(pseudo: str | None = None, refine: bool = False, cma: str | None = None) -> list[str]:
-    """Overrides that set every switch of the method. pseudo: None, "on" (the dataset's mask
-    mode: adaptive for LLP, top-k for UnAV-100), "adaptive" or "topk"; cma: None, "agree", "cross"."""
-    out = [f"method.pseudo.enabled={pseudo is not None}", f"method.refine.enabled={refine}",
-           f"method.cma.enabled={cma is not None}"]
+    """Overrides that set every switch of the method. pseudo: None, "on" (the mask mode of
+    the dataset's ablation config), "adaptive" or "topk"; cma: None, "agree", "cross"."""
+    flag = lambda on: str(bool(on)).lower()  # noqa: E731
+    out = [f"method.pseudo.enabled={flag(pseudo)}", f"method.refine.enabled={flag(refine)}",
+           f"method.cma.enabled={flag(cma)}"]
     out += [f"method.pseudo.mode={pseudo}"] if pseudo in ("adaptive", "topk") else []
-    out += [f"method.cma.cross_video={cma == 'cross'}"] if cma else []
-    return [o.replace("=True", "=true").replace("=False", "=false") for o in out]
+    out += [f"method.cma.cross_video={flag(cma == 'cross')}"] if cma else []
+    return out
 
 
 VARIANTS = {  # name -> (label, overrides)

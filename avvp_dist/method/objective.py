@@ -41,7 +41,7 @@ def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: Pseudo
     refined audio / visual labels (`refine.py`): the weak loss's modality terms use them,
     and `masks` must already be gated by them.
     """
-    y_a, y_v = (y, y) if y_mod is None else (y_mod[:, 0], y_mod[:, 1])
+    y_a, y_v = (None, None) if y_mod is None else y_mod.unbind(1)
     weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing, y_a, y_v)
     terms = {"weak": weak.detach()}
     total = weak
