@@ -62,16 +62,6 @@ def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
     return manifests
 
 
-def cmd_train(cfg: RunConfig) -> int:
-    from avvp_dist.engine.trainer import TrainingStopped, train
-
-    try:
-        return train(cfg)
-    except TrainingStopped as e:
-        print(f"avvp-dist train: stopped: {e}", file=sys.stderr, flush=True)
-        return 4
-
-
 def training_processes() -> int:
     """One rank per GPU; on CPU one rank per 1-2 cores (here: 2 ranks on 2+ cores)."""
     import torch
@@ -101,7 +91,7 @@ def cmd_demo(cfg: RunConfig, overrides: list[str], config: str | None) -> int:
 
 
 def cmd_eval(cfg: RunConfig, args) -> None:
-    from avvp_dist.dist.env import discover, init_distributed
+    from avvp_dist.distributed.env import discover, init_distributed
     from avvp_dist.eval.run import evaluate, print_report, write_outputs
 
     env = discover()
@@ -165,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         return s
 
     s = add("synth", "write a synthetic dataset in the real on-disk format")
-    s.add_argument("--dataset", choices=["llp", "unav100"], help="shorthand for synth.dataset")
+    s.add_argument("--dataset", help="shorthand for synth.dataset (llp, unav100)")
     s.add_argument("--out", help="shorthand for synth.out")
     s = add("shard", "write WebDataset shards + manifest from a raw dataset folder")
     s.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits (default: all)")
@@ -213,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "synth":
         overrides += [f"synth.dataset={args.dataset}"] * bool(args.dataset) + [f"synth.out={args.out}"] * bool(args.out)
     config = args.config or (DEFAULT_CONFIG if args.command == "demo" else None)
+    if args.command == "train":
+        from avvp_dist.launch.entry import train_command
+
+        return train_command(config, overrides)
     try:
         cfg = load_config(config, overrides)
         if args.command == "synth":
@@ -221,8 +215,6 @@ def main(argv: list[str] | None = None) -> int:
             cmd_shard(cfg, [s for s in args.splits.split(",") if s])
         elif args.command == "demo":
             return cmd_demo(cfg, overrides, config)
-        elif args.command == "train":
-            return cmd_train(cfg)
         elif args.command == "eval":
             cmd_eval(cfg, args)
         elif args.command == "submit":

@@ -11,7 +11,8 @@
 #
 # Train avvp_dist on SLURM: srun starts one training process per task; rank and world
 # come from SLURM_PROCID / SLURM_NTASKS, the rendezvous is the first host of the
-# allocation on a port picked by the job id. The same script from one node to many.
+# allocation (resolved once per job by `scontrol show hostnames`) on a port picked by the
+# job id, exported to every task. The same script from one node to many.
 #
 #   sbatch [sbatch options] slurm/train.sh [CONFIG.yaml] [key=value ...]
 #
@@ -72,13 +73,20 @@ unset RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK ROLE_RANK MASTER_AD
 cmd=(srun --kill-on-bad-exit=1 --open-mode=append --output="$RUN_DIR/logs/%j-task%t.log"
      "$PYTHON" -m avvp_dist.cli train --config "$CONFIG" run_dir="$RUN_DIR" train.resume=auto "$@")
 
-if [ "$DRY_RUN" = 1 ]; then
+if [ "$DRY_RUN" = 1 ]; then  # no cluster: the host list is expanded by avvp_dist's own parser
   exec "$PYTHON" -m avvp_dist.launch.slurm_plan -- "${cmd[@]}"
 fi
+# the rendezvous, once for the whole job: SLURM's own expansion of the host list, not each task's
+MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+if [ -z "$MASTER_ADDR" ]; then
+  echo "slurm/train.sh: scontrol show hostnames '$SLURM_JOB_NODELIST' printed no host" >&2
+  exit 2
+fi
+export MASTER_ADDR MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
 
 mkdir -p "$RUN_DIR/logs"
 say() { echo "[slurm/train.sh $(date +%H:%M:%S)] $*"; }
-say "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): $SLURM_NTASKS task(s) on $SLURM_JOB_NODELIST; run folder $RUN_DIR"
+say "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): $SLURM_NTASKS task(s) on $SLURM_JOB_NODELIST; rendezvous $MASTER_ADDR:$MASTER_PORT; run folder $RUN_DIR"
 say "${cmd[*]}"
 rm -f "$RUN_DIR/PREEMPTED"
 "${cmd[@]}"

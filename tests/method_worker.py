@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 from avvp_dist.method.losses import agreement_sum, infonce_sum
-from avvp_dist.dist.collectives import gather_rows
+from avvp_dist.distributed.collectives import gather_rows
 from method_setup import build, local_slice
 
 
@@ -50,7 +50,7 @@ def equivalence(args: dict) -> dict:
     ds_cfg = {"train_micro_batch_size_per_gpu": args["videos"] // w, "gradient_accumulation_steps": 1,
               "zero_optimization": {"stage": args["stage"]}, "steps_per_print": 10**9}
     engine, *_ = deepspeed.initialize(model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=0.0), config=ds_cfg)
-    masks = teacher_masks(teacher(x, mask)["P"], y, mask, cfg)
+    masks = teacher_masks(teacher(x, mask).P, y, mask, cfg)
     out = engine(x, mask)
     terms = method_losses(out, y, mask, masks, engine.module.embed, cfg, ramp=1.0)
     engine.backward(terms["loss"])

@@ -12,7 +12,7 @@ import torch
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
-from avvp_dist.dist.env import discover
+from avvp_dist.distributed.env import discover
 
 
 def main(args: dict) -> None:

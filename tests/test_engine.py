@@ -174,7 +174,7 @@ def test_plain_python_and_accelerate_launch_end_in_the_same_engine(shards, tmp_p
 
 
 def test_separate_rank_zero_jobs_are_refused():
-    from avvp_dist.dist.env import discover
+    from avvp_dist.distributed.env import discover
 
     with pytest.raises(RuntimeError, match="would train as separate jobs"):
         discover({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "2"})

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import pickled_npy
 
-from avvp_dist.data.config import FeatureSpec, default_features
+from avvp_dist.data.config import FeatureSpec
+from avvp_dist.data.datasets import data_spec
 from avvp_dist.data.features import FeatureError, read_video_features
 
 LLP = [FeatureSpec("vggish", "audio", 4, steps=10), FeatureSpec("res152", "visual", 3, steps=80, pool=8)]
@@ -28,9 +29,9 @@ def test_llp_files_by_id_prefix_and_pooling(tmp_path):
 
 
 def test_default_layouts():
-    assert [(s.name, s.dim, s.out_steps) for s in default_features("llp")] == [
+    assert [(s.name, s.dim, s.out_steps) for s in data_spec("llp").default_features()] == [
         ("vggish", 128, 10), ("res152", 2048, 10), ("r2plus1d_18", 512, 10)]
-    assert [s.file for s in default_features("unav100")] == ["{vid}_{name}.npy"] * 3
+    assert [s.file for s in data_spec("unav100").default_features()] == ["{vid}_{name}.npy"] * 3
 
 
 @pytest.mark.parametrize("arr, fragment", [

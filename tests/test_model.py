@@ -22,9 +22,9 @@ def _inputs(features, B, T, seed=0):
 def test_output_shapes_and_ranges(features, C, T):
     model = AVVPModel(features, C, SMALL)
     out = model(_inputs(features, 3, T), torch.ones(3, T, dtype=torch.bool))
-    assert out["P"].shape == (3, T, 2, C) and out["h_a"].shape == out["h_v"].shape == (3, T, 32)
+    assert out.P.shape == (3, T, 2, C) and out.h_a.shape == out.h_v.shape == (3, T, 32)
     for k in ("p", "p_a", "p_v"):
-        assert out[k].shape == (3, C) and (out[k] >= 0).all() and (out[k] <= 1).all()
+        assert getattr(out, k).shape == (3, C) and (getattr(out, k) >= 0).all() and (getattr(out, k) <= 1).all()
 
 
 @pytest.mark.parametrize("train", [False, True])
@@ -38,11 +38,11 @@ def test_padding_does_not_change_outputs(train):
     pmask = torch.cat([mask, torch.zeros(2, 9, dtype=torch.bool)], 1)
     a, b = model(x, mask), model(padded, pmask)
     for k in ("p", "p_a", "p_v"):
-        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(a["P"][1, :13], b["P"][1, :13], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(getattr(a, k), getattr(b, k), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a.P[1, :13], b.P[1, :13], rtol=1e-5, atol=1e-6)
     # and video 1 alone, unpadded, agrees with its padded version
     alone = model({k: v[1:, :13] for k, v in x.items()}, None)
-    torch.testing.assert_close(alone["p"][0], a["p"][1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(alone.p[0], a.p[1], rtol=1e-5, atol=1e-6)
 
 
 def test_mmil_pooling_matches_the_formula():
@@ -51,14 +51,14 @@ def test_mmil_pooling_matches_the_formula():
     model = AVVPModel(LLP, 25, SMALL).eval()
     x, mask = _inputs(LLP, 2, 10), torch.ones(2, 10, dtype=torch.bool)
     out = model(x, mask)
-    h = torch.stack([out["h_a"], out["h_v"]], 2)
+    h = torch.stack([out.h_a, out.h_v], 2)
     head = model.head
     P = torch.sigmoid(head.classifier(h))
     tw = torch.exp(head.time_attn(h)) / torch.exp(head.time_attn(h)).sum(1, keepdim=True)
     mw = torch.exp(head.modality_attn(h)) / torch.exp(head.modality_attn(h)).sum(2, keepdim=True)
-    torch.testing.assert_close(out["p"], (tw * P * mw).sum((1, 2)))
-    torch.testing.assert_close(out["p_a"], (tw * P)[:, :, 0].sum(1))
-    torch.testing.assert_close(out["P"], P)
+    torch.testing.assert_close(out.p, (tw * P * mw).sum((1, 2)))
+    torch.testing.assert_close(out.p_a, (tw * P)[:, :, 0].sum(1))
+    torch.testing.assert_close(out.P, P)
 
 
 def test_each_layer_is_fed_the_previous_output():
@@ -70,8 +70,8 @@ def test_each_layer_is_fed_the_previous_output():
     a1, v1 = la[0](a0, v0, None), lv[0](v0, a0, None)
     a2, v2 = la[1](a1, v1, None), lv[1](v1, a1, None)
     out = model(x, None)
-    torch.testing.assert_close(out["h_a"], a2)
-    torch.testing.assert_close(out["h_v"], v2)
+    torch.testing.assert_close(out.h_a, a2)
+    torch.testing.assert_close(out.h_v, v2)
 
 
 def test_model_checkpoint_roundtrip_weights_only(tmp_path):
@@ -82,7 +82,7 @@ def test_model_checkpoint_roundtrip_weights_only(tmp_path):
     assert blob["classes"] == classes and blob["features"] == LLP and blob["extra"] == {"step": 7}
     loaded, meta = load_model(tmp_path / "m.pt")
     x = _inputs(LLP, 2, 10)
-    torch.testing.assert_close(loaded(x)["P"], model(x)["P"], rtol=0, atol=0)
+    torch.testing.assert_close(loaded(x).P, model(x).P, rtol=0, atol=0)
     assert meta["model_config"]["d_model"] == 32 and meta["dataset"] == "llp"
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(Exception):

@@ -5,6 +5,7 @@ from avvp_dist.kernels import PseudoMasks
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.objective import modality_labels, step_losses
 from avvp_dist.method.refine import partner_index, refine_labels, refine_masks, swapped_features
+from avvp_dist.model.output import ModelOutput
 
 
 def test_partner_shares_fewest_labels_ties_to_the_next_video():
@@ -55,17 +56,30 @@ def test_refine_masks_drop_a_modality_of_a_class():
     assert not got.pairs[0, :, 0].any() and got.pairs[0, 0, 1]
 
 
-class LeakyTeacher:
+class LeakyTeacher(torch.nn.Module):
     """p_m(c) = mean_t of (own track + other track) / 2 at feature c: each modality's
     prediction also sees the other modality, as a cross-attending model does."""
 
-    def __call__(self, x, valid):
+    modalities = {"vggish": "audio", "res152": "visual"}
+
+    def forward(self, x, valid):
         a, v = x["vggish"], x["res152"]
         w = valid[:, :, None].float()
         mean = lambda z: (z * w).sum(1) / w.sum(1)  # noqa: E731
         p_a, p_v = mean((a + 0.5 * v) / 1.5), mean((v + 0.5 * a) / 1.5)
         P = torch.stack([(a + 0.5 * v) / 1.5, (v + 0.5 * a) / 1.5], dim=2)
-        return {"P": P, "p_a": p_a, "p_v": p_v}
+        return ModelOutput(P=P, p=(p_a + p_v) / 2, p_a=p_a, p_v=p_v)
+
+
+class FixedStudent(torch.nn.Module):
+    """Returns the same outputs whatever the input."""
+
+    def __init__(self, out: ModelOutput):
+        super().__init__()
+        self.out = out
+
+    def forward(self, x, valid):
+        return self.out
 
 
 def test_modality_labels_drop_a_class_absent_from_the_visual_track():
@@ -82,7 +96,7 @@ def test_modality_labels_drop_a_class_absent_from_the_visual_track():
     cfg = MethodConfig()
     cfg.refine.enabled, cfg.refine.ratio_visual = True, 0.3
     teacher = LeakyTeacher()
-    got = modality_labels(teacher, teacher(x, valid), x, valid, y, modalities, cfg)
+    got = modality_labels(teacher, teacher(x, valid), x, valid, y, cfg)
     # video 0 class 0: own p_v = 0.5 / 1.5, swapped (video 1's audio) p_v = 0 -> dropped;
     # class 1: own 1, swapped 1 / 1.5 -> kept; video 1 class 2: own 1, swapped 1 / 1.5 -> kept
     want = torch.tensor([[[1, 1, 0], [0, 1, 0]], [[0, 0, 1], [0, 0, 1]]], dtype=torch.float32)
@@ -101,19 +115,18 @@ def test_step_losses_use_the_refined_labels():
     batch = {"features": {"vggish": a, "res152": v}, "mask": torch.ones(2, T, dtype=torch.bool), "labels": y}
     g = torch.Generator().manual_seed(0)
     P = torch.rand(2, T, 2, C, generator=g) * 0.8 + 0.1
-    out = {"P": P, "p": P.mean((1, 2)), "p_a": P[:, :, 0].mean(1), "p_v": P[:, :, 1].mean(1)}
+    out = ModelOutput(P=P, p=P.mean((1, 2)), p_a=P[:, :, 0].mean(1), p_v=P[:, :, 1].mean(1))
     cfg = MethodConfig()
     cfg.refine.enabled, cfg.pseudo.enabled, cfg.cma.enabled = True, True, False
     cfg.pseudo.tau_low = 0.0
-    modalities = {"vggish": "audio", "res152": "visual"}
-    terms = step_losses(lambda x, m: out, None, LeakyTeacher(), batch, cfg, step=10**6, modalities=modalities)
+    terms = step_losses(FixedStudent(out), LeakyTeacher(), batch, cfg, step=10**6)
     y_v = torch.tensor([[0, 0, 0], [0, 0, 1]], dtype=torch.float32)
-    want_weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, y_a=y, y_v=y_v)
+    want_weak = weak_loss(out.p, out.p_a, out.p_v, y, y_a=y, y_v=y_v)
     assert terms["weak"].item() == want_weak.item()
     assert terms["refined_visual"].item() == 0.5 and terms["refined_audio"].item() == 0.0
     plain = MethodConfig()
     plain.refine.enabled, plain.pseudo.enabled, plain.cma.enabled, plain.pseudo.tau_low = False, True, False, 0.0
-    unrefined = step_losses(lambda x, m: out, None, LeakyTeacher(), batch, plain, step=10**6, modalities=modalities)
+    unrefined = step_losses(FixedStudent(out), LeakyTeacher(), batch, plain, step=10**6)
     assert unrefined["weak"].item() != terms["weak"].item()
     # pseudo: the visual segments of class 0 in video 0 join the reliable negatives
     assert terms["pseudo_positions"].item() == unrefined["pseudo_positions"].item() + T

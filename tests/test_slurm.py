@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import slurm_cluster
-from avvp_dist.dist.env import discover, rendezvous
-from avvp_dist.dist.hostlist import expand_hostlist, slurm_rendezvous
+from avvp_dist.distributed.env import discover, rendezvous
+from avvp_dist.distributed.hostlist import expand_hostlist, slurm_rendezvous
 from avvp_dist.model.checkpoint import load_model
 from train_helpers import TINY, make_shards
 

@@ -25,12 +25,11 @@ def test_method_loss_goes_down(tmp_path):
     cfg = MethodConfig(ramp_start=0, ramp_steps=0)
     cfg.cma.enabled = True
     cfg.pseudo.mode = "topk"
-    modalities = {f["name"]: f["modality"] for f in features}
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
     losses, step = [], 0
     while step < 48:
         for batch in stream:
-            terms = step_losses(model, model.embed, teacher, batch, cfg, step, modalities=modalities)
+            terms = step_losses(model, teacher.module, batch, cfg, step)
             opt.zero_grad()
             terms["loss"].backward()
             opt.step()

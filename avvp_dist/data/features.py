@@ -1,12 +1,41 @@
-"""Reads one video's per-feature `.npy` files (pickle disabled), checked and pooled."""
+"""Per-video feature arrays: their on-disk layout (`FeatureSpec`) and the reader (pickle disabled, checked, pooled)."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from avvp_dist.data.config import FeatureSpec
+
+@dataclass
+class FeatureSpec:
+    """One per-video feature array on disk, e.g. LLP's `res152/<id>.npy` of shape (80, 2048).
+
+    `file` is a template relative to the features folder with `{name}`, `{vid}` (the
+    full video id) and `{id}` (its first `id_chars` characters). `steps` is the fixed
+    number of rows on disk (0: variable, as in UnAV-100); `pool` averages groups of
+    that many rows when reading (res152: 80 rows at 8 fps -> 10 one-second segments).
+    """
+
+    name: str
+    modality: Literal["audio", "visual"]
+    dim: int
+    steps: int = 0
+    pool: int = 1
+    file: str = "{name}/{id}.npy"
+
+    def __post_init__(self):
+        if self.dim <= 0 or self.steps < 0 or self.pool <= 0:
+            raise ValueError(f"feature {self.name!r}: dim, steps, pool must be positive")
+        if self.steps and self.steps % self.pool:
+            raise ValueError(f"feature {self.name!r}: steps {self.steps} not divisible by pool {self.pool}")
+
+    @property
+    def out_steps(self) -> int:
+        """Rows after pooling (0: variable)."""
+        return self.steps // self.pool
 
 
 class FeatureError(ValueError):

@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from avvp_dist.data.annotations import AnnotationError, Annotations, Event, VideoRecord
+from avvp_dist.data.features import FeatureSpec
 
 LLP_CLASSES = [
     "Speech", "Car", "Cheering", "Dog", "Cat", "Frying_(food)", "Basketball_bounce",
@@ -25,6 +26,11 @@ LLP_CLASSES = [
     "Baby_cry_infant_cry", "Blender", "Clapping",
 ]
 LLP_SEGMENTS = 10  # one-second segments per 10 s clip
+LLP_FEATURES = (  # the published feature release (HAN's): one .npy per video, named by the first 11 characters
+    FeatureSpec("vggish", "audio", 128, steps=10),
+    FeatureSpec("res152", "visual", 2048, steps=80, pool=8),
+    FeatureSpec("r2plus1d_18", "visual", 512, steps=10),
+)
 WEAK_FILES = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
 DENSE_FILES = {"audio": "AVVP_eval_audio.csv", "visual": "AVVP_eval_visual.csv"}
 WEAK_HEADER = ["filename", "event_labels"]

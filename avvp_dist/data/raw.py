@@ -6,18 +6,16 @@ from pathlib import Path
 from typing import Iterator
 
 from avvp_dist.data.annotations import Annotations, VideoRecord
-from avvp_dist.data.config import DataConfig, FeatureSpec
-from avvp_dist.data.features import FeatureError, read_video_features
-from avvp_dist.data.llp import read_llp_annotations
-from avvp_dist.data.unav100 import read_unav100_annotations
+from avvp_dist.data.config import DataConfig
+from avvp_dist.data.datasets import data_spec
+from avvp_dist.data.features import FeatureError, FeatureSpec, read_video_features
 
 
 def read_annotations(cfg: DataConfig) -> Annotations:
-    """The annotation files under `cfg.root`, by dataset."""
+    """The annotation files under `cfg.root`, read by the dataset's own reader."""
     if not cfg.root:
         raise ValueError("data.root is not set: the folder with the annotation files")
-    root = Path(cfg.root)
-    return read_llp_annotations(root) if cfg.dataset == "llp" else read_unav100_annotations(root)
+    return data_spec(cfg.dataset).read_annotations(Path(cfg.root))
 
 
 def features_dir(cfg: DataConfig) -> Path:

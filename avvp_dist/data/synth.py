@@ -26,13 +26,15 @@ import math
 import string
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from avvp_dist.data.annotations import SPLITS, Event, VideoRecord
-from avvp_dist.data.config import FeatureSpec, default_features
-from avvp_dist.data.llp import DENSE_FILES, LLP_CLASSES, LLP_SEGMENTS, WEAK_FILES, read_llp_annotations
-from avvp_dist.data.unav100 import UNAV100_CLASSES, UNAV_FEATURE_HOP_S, read_unav100_annotations
+from avvp_dist.data.datasets import data_spec
+from avvp_dist.data.features import FeatureSpec
+from avvp_dist.data.llp import DENSE_FILES, LLP_SEGMENTS, WEAK_FILES, read_llp_annotations
+from avvp_dist.data.unav100 import read_unav100_annotations
 
 SYNTH_VERSION = "2"  # 2: events stronger (strength 2 -> 4) and more video-level context (0.5 -> 1)
 
@@ -41,7 +43,7 @@ SYNTH_VERSION = "2"  # 2: events stronger (strength 2 -> 4) and more video-level
 class SynthConfig:
     """Synthetic dataset: sizes, source of label statistics, and difficulty knobs."""
 
-    dataset: str = "llp"  # llp | unav100 (checked in __post_init__)
+    dataset: str = "llp"  # a dataset the generator can write (`SYNTH_FORMATS`): llp | unav100
     out: str = ""  # default: <run_dir>/raw
     annotations: str = ""  # real annotation folder/file to copy label statistics from; "" = generated
     num_train: int = 600  # demo size: trains in minutes on 2 CPU cores
@@ -59,15 +61,15 @@ class SynthConfig:
     distractors: float = 0.5  # UnAV-100: expected single-modality unannotated events per video
 
     def __post_init__(self):
-        if self.dataset not in ("llp", "unav100"):
-            raise ValueError(f"dataset must be llp or unav100, got {self.dataset!r}")
+        if self.dataset not in SYNTH_FORMATS:
+            raise ValueError(f"the generator writes {sorted(SYNTH_FORMATS)}, not {self.dataset!r}")
         for name in ("num_train", "num_val", "num_test"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
     def feature_specs(self) -> list[FeatureSpec]:
         """The dataset's published feature layout, with `feature_dims` overrides applied."""
-        specs = default_features(self.dataset)
+        specs = data_spec(self.dataset).default_features()
         unknown = set(self.feature_dims) - {s.name for s in specs}
         if unknown:
             raise ValueError(f"feature_dims: unknown features {sorted(unknown)}")
@@ -180,7 +182,7 @@ class _Planter:
         return out
 
 
-def _llp_records(cfg: SynthConfig, rng) -> dict[str, list[VideoRecord]]:
+def _llp_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[VideoRecord]]:
     sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
     taken: set[str] = set()
 
@@ -193,12 +195,12 @@ def _llp_records(cfg: SynthConfig, rng) -> dict[str, list[VideoRecord]]:
             split: [
                 VideoRecord(new_id(), tuple(labels), float(LLP_SEGMENTS),
                             _generated_events(rng, labels, float(LLP_SEGMENTS), True, False))
-                for labels in (_generated_labels(rng, LLP_CLASSES) for _ in range(n))
+                for labels in (_generated_labels(rng, classes) for _ in range(n))
             ]
             for split, n in sizes.items()
         }
     real = read_llp_annotations(cfg.annotations)
-    patterns: dict[str, list[list[Event]]] = {c: [] for c in LLP_CLASSES}
+    patterns: dict[str, list[list[Event]]] = {c: [] for c in classes}
     for rec in real.split("val") + real.split("test"):
         for c in set(e.label for e in rec.events):
             patterns[c].append([e for e in rec.events if e.label == c])
@@ -243,7 +245,22 @@ def _unav_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[V
     return out
 
 
-def _write_llp(out: Path, records: dict[str, list[VideoRecord]]) -> None:
+def _llp_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
+    """Feature rows per name, seconds per row, and unannotated extra events of one LLP video."""
+    return {s.name: s.steps for s in specs}, 1.0, []
+
+
+def _unav_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
+    """The same for UnAV-100: lengths that differ by a row or two, single-modality distractors."""
+    hop = data_spec("unav100").seconds_per_row
+    n = max(4, int(rec.duration / hop))
+    rows = {s.name: n - int(rng.integers(0, 3)) for s in specs}
+    extra = [Event(classes[rng.integers(len(classes))], str(rng.choice(["audio", "visual"])), a, b)
+             for _ in range(rng.poisson(cfg.distractors)) for a, b in _spans(rng, rec.duration, False)[:1]]
+    return rows, hop, extra
+
+
+def _write_llp(out: Path, records: dict[str, list[VideoRecord]], classes: list[str]) -> None:
     for split, name in WEAK_FILES.items():
         with open(out / name, "w", newline="") as f:
             w = csv.writer(f, delimiter="\t", lineterminator="\n")
@@ -278,37 +295,40 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool 
     (out / "features").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 0x5EED])
     specs = cfg.feature_specs()
-    if cfg.dataset == "llp":
-        classes = list(LLP_CLASSES)
-        records = _llp_records(cfg, rng)
-    else:
-        classes = list(UNAV100_CLASSES)
-        records = _unav_records(cfg, classes, rng)
+    fmt, classes = SYNTH_FORMATS[cfg.dataset], list(data_spec(cfg.dataset).classes)
+    records = fmt.records(cfg, classes, rng)
     planter = _Planter(cfg, specs, classes, rng)
     todo = [r for split in SPLITS for r in records[split]]
     if progress:
         from tqdm import tqdm
         todo = tqdm(todo, desc=f"synth {cfg.dataset}", unit="video")
     for rec in todo:
-        if cfg.dataset == "llp":
-            rows = {s.name: s.steps for s in specs}
-            hop, extra = 1.0, []
-        else:
-            n = max(4, int(rec.duration / UNAV_FEATURE_HOP_S))
-            rows = {s.name: n - int(rng.integers(0, 3)) for s in specs}  # lengths differ by a row or two
-            hop = UNAV_FEATURE_HOP_S
-            extra = [Event(classes[rng.integers(len(classes))], str(rng.choice(["audio", "visual"])), a, b)
-                     for _ in range(rng.poisson(cfg.distractors)) for a, b in _spans(rng, rec.duration, False)[:1]]
+        rows, hop, extra = fmt.rows(cfg, rec, specs, classes, rng)
         for name, arr in planter.features(rec, extra, rows, hop, rng).items():
             spec = next(s for s in specs if s.name == name)
             path = out / "features" / spec.file.format(name=name, vid=rec.vid, id=rec.vid[:11])
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, arr)
-    if cfg.dataset == "llp":
-        _write_llp(out, records)
-    else:
-        _write_unav(out, records, classes)
+    fmt.write(out, records, classes)
     info = {"generator_version": SYNTH_VERSION, "seed": seed, "config": asdict(cfg),
             "features": [asdict(s) for s in specs], "counts": {k: len(v) for k, v in records.items()}}
     (out / "synth_info.json").write_text(json.dumps(info, indent=1))
     return out
+
+
+@dataclass(frozen=True)
+class SynthFormat:
+    """How the generator writes one dataset's real on-disk format.
+
+    records(cfg, classes, rng): the videos of each split with their planted events;
+    rows(cfg, record, specs, classes, rng): (feature rows per name, seconds per row, extra
+    unannotated events); write(out, records, classes): the annotation files.
+    """
+
+    records: Callable
+    rows: Callable
+    write: Callable
+
+
+SYNTH_FORMATS = {"llp": SynthFormat(_llp_records, _llp_rows, _write_llp),
+                 "unav100": SynthFormat(_unav_records, _unav_rows, _write_unav)}

@@ -13,8 +13,14 @@ from collections import Counter
 from pathlib import Path
 
 from avvp_dist.data.annotations import AnnotationError, Annotations, Event, VideoRecord
+from avvp_dist.data.features import FeatureSpec
 
 UNAV_FEATURE_HOP_S = 0.32  # one feature row per 8 frames at 25 fps
+UNAV100_FEATURES = (  # the published release: I3D rgb and flow, VGGish; one row per 0.32 s, lengths vary
+    FeatureSpec("vggish", "audio", 128, file="{vid}_{name}.npy"),
+    FeatureSpec("rgb", "visual", 1024, file="{vid}_{name}.npy"),
+    FeatureSpec("flow", "visual", 1024, file="{vid}_{name}.npy"),
+)
 SUBSETS = {"train": "train", "validation": "val", "test": "test"}
 UNAV100_CLASSES = [  # ordered by label_id, as in unav100_annotations.json
     "man speaking", "woman speaking", "kid speaking", "male singing", "people laughing",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import signal
 import sys
@@ -17,11 +16,13 @@ import yaml
 
 from avvp_dist import __version__
 from avvp_dist.data.shards import Manifest
-from avvp_dist.dist.env import DistEnv, discover, init_distributed
+from avvp_dist.distributed.env import DistEnv, discover, init_distributed
 from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
 from avvp_dist.engine.logger import RunLogger, plot_curves
 from avvp_dist.engine.schedule import warmup_cosine
+from avvp_dist.engine.state import TrainState
+from avvp_dist.eval.datasets import dataset_spec
 from avvp_dist.method.ema import EMATeacher, flatten_parameters_
 from avvp_dist.method.objective import step_losses
 from avvp_dist.model.checkpoint import load_model, save_model
@@ -131,7 +132,7 @@ class Trainer:
         for split in ("val", "test"):  # checked once here; the periodic evaluations skip the sha256
             Manifest.load(self.shards / split).verify(self.shards / split, checksums=cfg.data.verify_checksums)
         self.classes, self.dataset = manifest.classes, manifest.dataset
-        self.modalities = {f["name"]: f["modality"] for f in manifest.features}  # for the modality refinement
+        self.select_metric = dataset_spec(self.dataset).select_metric
         model = AVVPModel(manifest.features, len(self.classes), cfg.model)
         flatten_parameters_(model)  # the EMA then updates the whole student in one pass (ZeRO 0)
         optimizer = adamw(model.parameters(), t.lr, t.weight_decay)
@@ -145,9 +146,8 @@ class Trainer:
         # after initialize: the teacher copies the weights every rank now shares
         self.teacher = (EMATeacher(self.engine.module, cfg.method.teacher.decay, cfg.method.teacher.warmup,
                                    cfg.method.pseudo.backend) if cfg.method.needs_teacher else None)
-        self.step = self.nan_skips = self.consecutive_nan = self.micro_steps = 0
+        self.state = TrainState(self.stream, self.teacher)
         self.overhead_s = 0.0  # validation and checkpoint time, left out of the throughput
-        self.best = {"score": -math.inf, "step": None}
         self.preempt = PreemptionFlag()
         sync = torch.cuda.synchronize if self.device.type == "cuda" else None
         self.timer = StepTimer(sync) if t.profile else NULL_TIMER
@@ -157,60 +157,48 @@ class Trainer:
         resume = ckpt.find_resume(self.run_dir, t.resume)
         if resume is not None:
             self._restore(resume)
-        self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.step)
+        self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.state.step)
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps applied so far."""
+        return self.state.step
 
     # ---- checkpoints ---------------------------------------------------------------
     def _save(self) -> Path:
         t0 = time.perf_counter()
-        client = {"step": self.step, "nan_skips": self.nan_skips, "best": self.best,
-                  "teacher": self.teacher.state_dict() if self.teacher else None}
-        rank_state = {"stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(),
-                      "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
-        path = ckpt.save(self.engine, self.run_dir, self.step, client, rank_state, self.rank,
-                         self.cfg.train.keep_checkpoints)
+        path = ckpt.save(self.engine, self.run_dir, self.step, self.state.state_dict(), self.state.rank_state_dict(),
+                         self.rank, self.cfg.train.keep_checkpoints)
         self.overhead_s += time.perf_counter() - t0
         return path
 
     def _restore(self, path: Path) -> None:
         client, rank_state = ckpt.load(self.engine, path, self.rank)
-        self.step, self.nan_skips, self.best = client["step"], client["nan_skips"], client["best"]
-        if self.teacher is not None:
-            self.teacher.load_state_dict(client["teacher"])
-        self.stream.load_state_dict(rank_state["stream"])
-        torch.set_rng_state(rank_state["torch_rng"])
-        if rank_state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state(rank_state["cuda_rng"])
+        self.state.load_state_dict(client, rank_state, source=str(path))
         if self.rank == 0:
             print(f"resumed from {path} at step {self.step}", flush=True)
 
     # ---- one micro-step ------------------------------------------------------------
     def _batch(self, batch: dict) -> dict:
+        """The batch on the training device, features in the training precision."""
         batch["features"] = {k: v.to(self.device, self.dtype) for k, v in batch["features"].items()}
         batch["mask"], batch["labels"] = batch["mask"].to(self.device), batch["labels"].to(self.device)
         return batch
 
-    def _student(self, x, mask):
-        out = self.engine(x, mask)
-        return {k: (v.float() if k in ("P", "p", "p_a", "p_v") else v) for k, v in out.items()}
-
-    def _teacher(self, x, mask):
-        return self.teacher({k: v.float() for k, v in x.items()}, mask)
-
     def _micro_step(self, batch: dict) -> dict | None:
         """Loss, backward and (at an accumulation boundary) the optimizer step. None: skipped."""
-        cfg = self.cfg
-        embed = self.engine.module.embed if cfg.method.cma.enabled else None
-        terms = step_losses(self._student, embed, self._teacher if self.teacher else None, self._batch(batch),
-                            cfg.method, self.step, self.timer, self.modalities)
+        cfg, state = self.cfg, self.state
+        teacher = self.teacher.module if self.teacher is not None else None
+        terms = step_losses(self.engine, teacher, self._batch(batch), cfg.method, state.step, self.timer)
         loss = terms["loss"]
-        self.micro_steps += 1
-        if self.micro_steps in cfg.train.debug_nan_steps and self.rank == 0:
+        state.micro_step += 1
+        if state.micro_step in cfg.train.debug_nan_steps and self.rank == 0:
             loss = loss * float("nan")
         if agree(not torch.isfinite(loss).item(), self.device):  # every rank skips together
-            self.nan_skips += 1
-            self.consecutive_nan += 1
+            state.nan_skips += 1
+            state.consecutive_nan += 1
             return None
-        self.consecutive_nan = 0
+        state.consecutive_nan = 0
         with self.timer.section("backward"):
             self.engine.backward(loss)
         with self.timer.section("optimizer"):
@@ -238,29 +226,28 @@ class Trainer:
     def _validate(self) -> None:
         t0 = time.perf_counter()
         result = self._evaluate("val", self._models())
-        key = "seg_type" if self.dataset == "llp" else "map_mean"
+        key, best = self.select_metric, self.state.best
         for name, rep in result["models"].items():
             self.logger.record(f"val/{name}", self.step, {"score": rep["metrics"][key], **rep["metrics"]})
         chosen = self.cfg.train.select if self.cfg.train.select in result["models"] else "student"
         score = result["models"][chosen]["metrics"][key]
-        if score > self.best["score"]:
-            self.best = {"score": score, "step": self.step, "metric": key, "model": chosen}
+        if score > best["score"]:
+            best = self.state.best = {"score": score, "step": self.step, "metric": key, "model": chosen}
             if self.rank == 0:
                 for name, m in self._models().items():
                     save_model(m, self.run_dir / f"best_{name}.pt", self.classes, self.dataset,
                                extra={"step": self.step, key: result["models"][name]["metrics"][key]})
         if self.rank == 0:
             self.logger.bar.write(f"step {self.step}: val {key} " + ", ".join(
-                f"{n} {r['metrics'][key]:.2f}" for n, r in result["models"].items()) + f" (best {self.best['score']:.2f})")
+                f"{n} {r['metrics'][key]:.2f}" for n, r in result["models"].items()) + f" (best {best['score']:.2f})")
         self.overhead_s += time.perf_counter() - t0
 
     # ---- the loop ------------------------------------------------------------------
     def run(self) -> int:
-        t = self.cfg.train
-        micro = 0
-        t0, start_step = time.perf_counter(), self.step
+        t, state = self.cfg.train, self.state
+        t0, start_step = time.perf_counter(), state.step
         try:
-            while self.step < t.max_steps:
+            while state.step < t.max_steps:
                 batches = iter(self.stream)
                 while True:
                     with self.timer.section("data"):
@@ -270,51 +257,55 @@ class Trainer:
                     n = len(batch["keys"])
                     terms = self._micro_step(batch)
                     if terms is None:
-                        if self.consecutive_nan >= t.max_consecutive_nan:
+                        if state.consecutive_nan >= t.max_consecutive_nan:
                             path = self._save()
                             raise TrainingStopped(
-                                f"{self.consecutive_nan} non-finite losses in a row at step {self.step} "
-                                f"({self.nan_skips} skipped in all); last good state saved in {path}")
+                                f"{state.consecutive_nan} non-finite losses in a row at step {state.step} "
+                                f"({state.nan_skips} skipped in all); last good state saved in {path}")
                         continue
-                    micro += 1
-                    if micro % t.grad_accum:
+                    if state.accumulated % t.grad_accum:
                         continue
-                    if self.engine.was_step_applied():  # an fp16 overflow step does not count
-                        self.step += 1
+                    applied = self.engine.was_step_applied()  # an fp16 overflow step does not count
+                    if applied:
+                        state.step += 1
                         if self.teacher is not None:
                             with self.timer.section("ema"):
                                 self.teacher.update(self.engine.module)
                         self.timer.end_step()
-                    write = self.step % t.log_every == 0
-                    values = {k: float(v.detach()) for k, v in terms.items()} if write else {}
-                    if write:
-                        values.update(lr=self.scheduler.get_last_lr()[0], nan_skips=self.nan_skips,
-                                      epoch=self.stream.epoch)
-                    self.logger.step(self.step, n * self.world * t.grad_accum, values, write)
-                    if t.eval_every and self.step % t.eval_every == 0:
-                        self._validate()
+                        self._after_step(terms, n)
                     if agree(self.preempt.raised, self.device):
                         path = self._save()
                         if self.rank == 0:
                             # before the exit barrier, so it exists whichever rank's exit a launcher sees first
-                            (self.run_dir / PREEMPTED_MARKER).write_text(f"step {self.step}\ncheckpoint {path}\n")
-                            print(f"preempted at step {self.step}: checkpoint {path}; exiting for requeue", flush=True)
+                            (self.run_dir / PREEMPTED_MARKER).write_text(f"step {state.step}\ncheckpoint {path}\n")
+                            print(f"preempted at step {state.step}: checkpoint {path}; exiting for requeue", flush=True)
                         return EXIT_PREEMPTED
-                    if t.checkpoint_every and self.step % t.checkpoint_every == 0:
+                    if applied and t.checkpoint_every and state.step % t.checkpoint_every == 0:
                         self._save()
-                    if self.step >= t.max_steps:
+                    if state.step >= t.max_steps:
                         break
-            if not t.checkpoint_every or self.step % t.checkpoint_every:
+            if not t.checkpoint_every or state.step % t.checkpoint_every:
                 self._save()
             if t.profile and self.rank == 0:
-                self._write_profile(self.step - start_step)
-            if not (t.eval_every and self.step % t.eval_every == 0):
+                self._write_profile(state.step - start_step)
+            if not (t.eval_every and state.step % t.eval_every == 0):
                 self._validate()
-            self._finish(time.perf_counter() - t0 - self.overhead_s, self.step - start_step)
+            self._finish(time.perf_counter() - t0 - self.overhead_s, state.step - start_step)
             return 0
         finally:
             self.preempt.restore()
             self.logger.close()
+
+    def _after_step(self, terms: dict, n: int) -> None:
+        """Logging and validation, once per optimizer step applied."""
+        t, step = self.cfg.train, self.state.step
+        write = step % t.log_every == 0
+        values = {k: float(v.detach()) for k, v in terms.items()} if write else {}
+        if write:
+            values.update(lr=self.scheduler.get_last_lr()[0], nan_skips=self.state.nan_skips, epoch=self.stream.epoch)
+        self.logger.step(step, n * self.world * t.grad_accum, values, write)
+        if t.eval_every and step % t.eval_every == 0:
+            self._validate()
 
     def _write_profile(self, steps: int) -> None:
         """profile.json: median seconds per step of each section, after a warm-up."""
@@ -350,7 +341,8 @@ class Trainer:
         print()
         print_report(result)
         rate = steps * self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum / max(seconds, 1e-9)
-        key = self.best.get("metric", "score")
+        best = self.state.best
+        key = best.get("metric", "score")
         summary = [
             "", "=" * 72, f"run {self.run_dir}",
             f"data       {self.dataset}: {self.stream.manifest.num_samples} training videos, "
@@ -358,9 +350,9 @@ class Trainer:
             f"world      {self.world} rank(s) ({self.env.source}), {self.threads} threads/rank, ZeRO "
             f"{self.cfg.train.zero_stage}, {self.precision}",
             f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s of training, without "
-            f"validation and checkpoints); {self.nan_skips} non-finite steps skipped",
-            f"best       {self.best.get('model')} {key} {self.best['score']:.2f} at step {self.best['step']} "
-            f"-> {self.run_dir / ('best_' + str(self.best.get('model')) + '.pt')}",
+            f"validation and checkpoints); {self.state.nan_skips} non-finite steps skipped",
+            f"best       {best.get('model')} {key} {best['score']:.2f} at step {best['step']} "
+            f"-> {self.run_dir / ('best_' + str(best.get('model')) + '.pt')}",
             f"test       {self.run_dir / 'eval_test' / 'metrics.json'}; plots in {self.run_dir / 'eval_test' / 'plots'}",
             f"curves     {curves}", "=" * 72]
         print("\n".join(summary), flush=True)

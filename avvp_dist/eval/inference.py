@@ -7,7 +7,7 @@ import json
 import numpy as np
 import torch
 
-from avvp_dist.dist.collectives import all_gather_bytes
+from avvp_dist.distributed.collectives import all_gather_bytes
 
 
 @torch.no_grad()
@@ -26,9 +26,9 @@ def predict(model: torch.nn.Module, batches) -> dict:
         lengths = batch["mask"].sum(1).tolist()
         keys += batch["keys"]
         meta += batch["meta"]
-        P += [out["P"][i, :n].float().cpu().numpy() for i, n in enumerate(lengths)]
-        for dst, k in ((p, "p"), (p_a, "p_a"), (p_v, "p_v")):
-            dst.append(out[k].float().cpu().numpy())
+        P += [out.P[i, :n].float().cpu().numpy() for i, n in enumerate(lengths)]
+        for dst, x in ((p, out.p), (p_a, out.p_a), (p_v, out.p_v)):
+            dst.append(x.float().cpu().numpy())
     model.train(was_training)
     C = len(p[0][0]) if p else 0
     cat = lambda xs: np.concatenate(xs) if xs else np.zeros((0, C), np.float32)  # noqa: E731

@@ -6,10 +6,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp_dist.data.config import default_features
 from avvp_dist.data.features import load_array
-from avvp_dist.eval.protocol import binarize, protocol
-from avvp_dist.eval.unav_metrics import av_events
+from avvp_dist.eval.datasets import dataset_spec
+from avvp_dist.eval.protocol import protocol
 from avvp_dist.model.checkpoint import load_model
 
 
@@ -20,7 +19,8 @@ class VideoParser:
         self.model, self.meta = load_model(checkpoint)
         self.classes, self.dataset = self.meta["classes"], self.meta["dataset"]
         self.proto = protocol(protocol_name)
-        self.specs = {s.name: s for s in default_features(self.dataset)}
+        self.spec = dataset_spec(self.dataset)
+        self.specs = {s.name: s for s in self.spec.data.features}
 
     def parse_files(self, paths: dict[str, str | Path]) -> list[dict]:
         """Reads `.npy` files (pickle off), pools them like the shard writer, and parses."""
@@ -40,22 +40,9 @@ class VideoParser:
 
     @torch.no_grad()
     def parse(self, features: dict[str, np.ndarray]) -> list[dict]:
-        """features: {name: (T, D)} -> events sorted by start. LLP: audio and visual events
-        (one-second segments); UnAV-100: audio-visual events (0.32 s rows)."""
+        """features: {name: (T, D)} -> events sorted by start, as the dataset's spec parses them
+        (LLP: audio and visual events of one-second segments; UnAV-100: audio-visual events)."""
         out = self.model({k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in features.items()})
-        P, p, p_a, p_v = (out[k][0].numpy() for k in ("P", "p", "p_a", "p_v"))
-        events = []
-        if self.dataset == "unav100":
-            for c, s, e, score in av_events(P, p, len(P), self.proto.frame_threshold, self.proto.video_threshold):
-                events.append({"class": self.classes[c], "modality": "audio-visual", "start": round(s, 2),
-                               "end": round(e, 2), "score": round(score, 4)})
-        else:
-            pa, pv = binarize(P[None], p[None], p_a[None], p_v[None], self.proto)
-            for m, pred in ((0, pa[0]), (1, pv[0])):
-                for c in np.flatnonzero(pred.any(1)):
-                    x = np.diff(np.concatenate([[0], pred[c], [0]]))
-                    for a, b in zip(np.flatnonzero(x == 1), np.flatnonzero(x == -1)):
-                        events.append({"class": self.classes[c], "modality": ("audio", "visual")[m],
-                                       "start": float(a), "end": float(b),
-                                       "score": round(float(P[a:b, m, c].mean() * p[c]), 4)})
+        P, p, p_a, p_v = (x[0].numpy() for x in (out.P, out.p, out.p_a, out.p_v))
+        events = self.spec.events(P, p, p_a, p_v, self.classes, self.proto, self.spec.data.seconds_per_row)
         return sorted(events, key=lambda e: (e["start"], e["modality"], e["class"]))

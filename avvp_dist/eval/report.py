@@ -1,11 +1,12 @@
-"""Metrics of a split from gathered predictions: LLP's 10 numbers or UnAV-100's mAP, per class."""
+"""Metrics of a split from gathered predictions (LLP's 10 numbers or UnAV-100's mAP, per class),
+the per-class threshold calibration, and what each video's timeline plot shows."""
 from __future__ import annotations
 
 import numpy as np
 
 from avvp_dist.data.annotations import Event, segment_labels
 from avvp_dist.eval.llp_metrics import llp_metrics, segment_counts
-from avvp_dist.eval.protocol import Protocol, binarize
+from avvp_dist.eval.protocol import Protocol, binarize, calibrate_thresholds
 from avvp_dist.eval.unav_metrics import HOP_S, av_bin_f1, av_events, gt_bins, pred_bins, unav_map
 
 
@@ -36,8 +37,30 @@ def llp_report(pred: dict, classes: list[str], proto: Protocol, class_thresholds
     return {"metrics": metrics, "per_class": per_class, "binary": (pa, pv, ga, gv)}
 
 
-def unav_report(pred: dict, classes: list[str], proto: Protocol) -> dict:
+def llp_calibration(val: dict, classes: list[str], proto: Protocol) -> np.ndarray:
+    """Per-class frame thresholds (C,) fitted on a validation split's gathered predictions."""
+    ga, gv = llp_ground_truth(val, classes)
+    return calibrate_thresholds(np.stack(val["P"]), val["p"], val["p_a"], val["p_v"], ga, gv, proto)
+
+
+def llp_timeline(rep: dict, pred: dict, i: int, classes: list[str]) -> tuple[np.ndarray, ...]:
+    """(gt_a, gt_v, pred_a, pred_v), each (C, T) binary, of video i of an LLP report."""
+    pa, pv, ga, gv = (x[i] for x in rep["binary"])
+    return ga, gv, pa, pv
+
+
+def unav_timeline(rep: dict, pred: dict, i: int, classes: list[str]) -> tuple[np.ndarray, ...]:
+    """The same for UnAV-100 (rows of 0.32 s); a row is shown positive in both modalities."""
+    P, p = pred["P"][i], pred["p"][i]
+    pos = ((P >= 0.5) & (p >= 0.5)[None, None, :]).transpose(1, 2, 0)  # (2, C, T)
+    gt = segment_labels([Event(*e) for e in pred["meta"][i]["events"]], classes, len(P), HOP_S)
+    return gt[0], gt[1], pos[0], pos[1]
+
+
+def unav_report(pred: dict, classes: list[str], proto: Protocol, class_thresholds=None) -> dict:
     """AV mAP at tIoU 0.1..0.9 and their mean; AV segment and event F1 on one-second bins."""
+    if class_thresholds is not None:
+        raise ValueError("per-class threshold calibration is an LLP protocol; UnAV-100 has none")
     index = {c: i for i, c in enumerate(classes)}
     preds, gts, pb, gb = {}, {}, [], []
     for key, P, p, meta in zip(pred["keys"], pred["P"], pred["p"], pred["meta"]):

@@ -29,9 +29,9 @@ def accelerate_overrides(env: dict | None = None) -> list[str]:
 
 def run_recipe(default_config: str, argv: list[str]) -> int:
     """Entry of `recipes/*.py`: `[--config FILE] [overrides...]`, accelerate's choices applied first."""
-    from avvp_dist.cli import main
+    from avvp_dist.launch.entry import train_command
 
     config = default_config
     if argv[:1] == ["--config"]:
         config, argv = argv[1], argv[2:]
-    return main(["train", "--config", config, *accelerate_overrides(), *argv])
+    return train_command(config, [*accelerate_overrides(), *argv])

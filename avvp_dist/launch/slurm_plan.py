@@ -4,7 +4,7 @@
 the allocation from the job's environment (SLURM_JOB_ID, SLURM_JOB_NODELIST, SLURM_NNODES,
 SLURM_NTASKS_PER_NODE, SLURM_CPUS_PER_TASK, SLURM_GPUS_PER_NODE), builds the environment
 srun gives each task (block distribution: node n runs ranks n*T .. n*T+T-1), and prints
-it with what `avvp_dist.dist.env` derives from it: the same code the real tasks run.
+it with what `avvp_dist.distributed.env` derives from it: the same code the real tasks run.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import os
 import shlex
 import sys
 
-from avvp_dist.dist.env import discover, rendezvous
-from avvp_dist.dist.hostlist import expand_hostlist
+from avvp_dist.distributed.env import discover, rendezvous
+from avvp_dist.distributed.hostlist import expand_hostlist
 
 SHOWN = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_NNODES", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE",
          "SLURM_CPUS_PER_TASK", "SLURM_GPUS_PER_NODE", "OMP_NUM_THREADS")

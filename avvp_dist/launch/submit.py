@@ -24,6 +24,17 @@ from pathlib import Path
 import submitit
 
 
+def preemption_signal() -> signal.Signals:
+    """The signal submitit checkpoints and requeues on: SIGUSR2, or the one its documented
+    SUBMITIT_PREEMPT_SIGNAL variable names. submitit has no public accessor for it (only the
+    private `JobEnvironment._usr_sig`), so it is read from the same variable, the same way."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    try:
+        return signal.Signals["SIG" + name]
+    except KeyError:
+        raise ValueError(f"SUBMITIT_PREEMPT_SIGNAL={name!r} names no signal (e.g. USR2)") from None
+
+
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
                       "MASTER_ADDR", "MASTER_PORT")
 
@@ -81,7 +92,7 @@ class TrainJob(submitit.helpers.Checkpointable):
                   "run_dir": str(cfg.run_dir), "step": trainer.step}
         if code == EXIT_PREEMPTED:
             signum = trainer.preempt.signum
-            if signum == submitit.JobEnvironment._usr_sig():
+            if signum == preemption_signal():
                 # submitit's handler (back in place): rank 0 checkpoints the submission and
                 # requeues the job, then exits; the other ranks return here
                 signal.raise_signal(signum)

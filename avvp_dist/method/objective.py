@@ -7,16 +7,16 @@ DeepSpeed takes over ranks equals the gradient of one process holding the global
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
+from torch import nn
 
-from avvp_dist.dist.collectives import all_reduce_sum, gather_rows, world_size
+from avvp_dist.distributed.collectives import all_reduce_sum, gather_rows, world_size
 from avvp_dist.kernels import PseudoMasks, pseudo_masks
 from avvp_dist.kernels.masks import topk_counts
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss
 from avvp_dist.method.refine import partner_index, refine_labels, refine_masks, swapped_features
+from avvp_dist.model.output import ModelOutput
 from avvp_dist.profiling import NULL_TIMER
 
 
@@ -27,13 +27,12 @@ def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor,
     return pseudo_masks(P_teacher.detach().float(), y, valid, pc.mode, pc.gamma, pc.tau_min, k, pc.tau_low, pc.backend)
 
 
-def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: PseudoMasks | None,
-                  embed: Callable | None, cfg: MethodConfig, ramp: float, timer=NULL_TIMER,
+def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks: PseudoMasks | None,
+                  embed: nn.Module | None, cfg: MethodConfig, ramp: float, timer=NULL_TIMER,
                   y_mod: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Loss terms of one micro-step on this rank.
 
-    out: the student's outputs (`P` (B, T, 2, C), `p`, `p_a`, `p_v` (B, C), `h_a`, `h_v`
-    (B, T, d)); y: (B, C); valid: (B, T); masks: from the teacher (None when the pseudo
+    out: the student's outputs, probabilities in fp32; y: (B, C); valid: (B, T); masks: from the teacher (None when the pseudo
     and CMA terms are off); embed: the model's class-aware embedding head. Every rank
     issues the same collectives whatever its number of positions. Returns `loss` (the
     total to backpropagate) and each term, detached, for logging. timer: a
@@ -42,13 +41,13 @@ def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: Pseudo
     and `masks` must already be gated by them.
     """
     y_a, y_v = (None, None) if y_mod is None else y_mod.unbind(1)
-    weak = weak_loss(out["p"], out["p_a"], out["p_v"], y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing, y_a, y_v)
+    weak = weak_loss(out.p, out.p_a, out.p_v, y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing, y_a, y_v)
     terms = {"weak": weak.detach()}
     total = weak
     w = world_size()
     if masks is not None and cfg.pseudo.enabled:
         count = all_reduce_sum(masks.reliable.sum().to(torch.float64))
-        pseudo = pseudo_loss_sum(out["P"], masks.pos, masks.reliable) * (w / count.clamp_min(1).item())
+        pseudo = pseudo_loss_sum(out.P, masks.pos, masks.reliable) * (w / count.clamp_min(1).item())
         total = total + ramp * cfg.pseudo.weight * pseudo
         terms["pseudo"], terms["pseudo_positions"] = pseudo.detach(), count
     if masks is not None and cfg.cma.enabled and embed is not None:
@@ -58,11 +57,11 @@ def method_losses(out: dict, y: torch.Tensor, valid: torch.Tensor, masks: Pseudo
     return terms
 
 
-def _cma_terms(out: dict, masks: PseudoMasks, embed: Callable, cfg: MethodConfig, ramp: float, w: int,
+def _cma_terms(out: ModelOutput, masks: PseudoMasks, embed: nn.Module, cfg: MethodConfig, ramp: float, w: int,
                terms: dict) -> torch.Tensor:
     """The weighted CMA term (agreement and cross-video InfoNCE) at the reliable pairs."""
     b, t, c = masks.pairs.nonzero(as_tuple=True)
-    e_a, e_v = (e.float() for e in embed(out["h_a"][b, t], out["h_v"][b, t], c))
+    e_a, e_v = (e.float() for e in embed(out.h_a[b, t], out.h_v[b, t], c))
     count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64))
     scale = w / count.clamp_min(1).item()
     cma = torch.zeros((), device=e_a.device)
@@ -82,57 +81,62 @@ def _cma_terms(out: dict, masks: PseudoMasks, embed: Callable, cfg: MethodConfig
     return ramp * cfg.cma.weight * cma
 
 
-def modality_labels(teacher: Callable, teacher_out: dict, x: dict, valid: torch.Tensor, y: torch.Tensor,
-                    modalities: dict[str, str], cfg: MethodConfig) -> torch.Tensor:
+def modality_labels(teacher: nn.Module, teacher_out: ModelOutput, x: dict, valid: torch.Tensor, y: torch.Tensor,
+                    cfg: MethodConfig) -> torch.Tensor:
     """Refined per-modality labels (B, 2, C) from the teacher's cross-video swap forwards.
 
-    teacher_out: the teacher's outputs on the batch itself. Each video is paired with
-    `partner_index(y)`; a swapped forward runs on the segments valid in both videos, one
-    per refined modality (ratio > 0). Without a partner (B = 1) the labels stay y.
+    teacher: the fp32 teacher, with `modalities` ({feature name: "audio" | "visual"});
+    teacher_out: its outputs on the batch itself; x: {name: (B, T, D)} in fp32. Each video
+    is paired with `partner_index(y)`; a swapped forward runs on the segments valid in both
+    videos, one per refined modality (ratio > 0). Without a partner (B = 1) the labels stay y.
     """
     ratio = (cfg.refine.ratio_audio, cfg.refine.ratio_visual)
     partner = partner_index(y)
     if partner is None or max(ratio) <= 0:
         return torch.stack([y, y], dim=1)
     both = valid & valid[partner]
-    p_own = torch.stack([teacher_out["p_a"], teacher_out["p_v"]], dim=1).float()
+    p_own = teacher_out.modality_level().float()
     p_swap = p_own.clone()  # rows of an unrefined modality never drop
     for m, keep in enumerate(("audio", "visual")):
         if ratio[m] > 0:
-            p_swap[:, m] = teacher(swapped_features(x, modalities, keep, partner), both)[("p_a", "p_v")[m]].float()
+            with torch.no_grad():
+                swapped = teacher(swapped_features(x, teacher.modalities, keep, partner), both)
+            p_swap[:, m] = swapped.modality_level()[:, m].float()
     return refine_labels(y, partner, p_own, p_swap, ratio)
 
 
-def step_losses(student: Callable, embed: Callable | None, teacher: Callable | None, batch: dict,
-                cfg: MethodConfig, step: int, timer=NULL_TIMER,
-                modalities: dict[str, str] | None = None) -> dict[str, torch.Tensor]:
+def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg: MethodConfig, step: int,
+                timer=NULL_TIMER) -> dict[str, torch.Tensor]:
     """One micro-step: student forward, teacher masks (once the ramp has started), loss terms.
 
-    student: the (possibly DeepSpeed-wrapped) model's forward; teacher: an `EMATeacher`
-    or None (masks then come from the student's own detached predictions); batch: from
-    `ShardStream` (`features`, `mask` (B, T), `labels` (B, C)); step: optimizer steps taken.
-    All ranks share `step`, so they all take the same branches and collectives. timer:
-    sections `student_forward`, `teacher_forward`, `masks`, `cma` for the throughput benchmark.
-    modalities: {feature name: "audio" | "visual"}, needed by the modality refinement.
+    student: the model, or a wrapper of it with `.module` (a DeepSpeed engine); its
+    class-aware embedding head serves the CMA term. teacher: the fp32 EMA teacher in eval
+    mode, run without gradient, or None (masks then come from the student's own detached
+    predictions). batch: from `ShardStream` (`features` {name: (B, T, D)} in the student's
+    precision, `mask` (B, T), `labels` (B, C)); step: optimizer steps taken. All ranks share
+    `step`, so they all take the same branches and collectives. timer: sections
+    `student_forward`, `teacher_forward`, `masks`, `cma` for the throughput benchmark.
+    The one place where precision changes: student probabilities and teacher inputs go to fp32.
     """
     x, valid, y = batch["features"], batch["mask"], batch["labels"]
     with timer.section("student_forward"):
-        out = student(x, valid)
+        out = student(x, valid).float()
     ramp = cfg.ramp(step)
     masks = y_mod = t_out = None
     if ramp > 0 and teacher is not None and (cfg.pseudo.enabled or cfg.cma.enabled or cfg.refine.enabled):
         with timer.section("teacher_forward"):
-            t_out = teacher(x, valid)
+            x32 = {k: v.float() for k, v in x.items()}
+            with torch.no_grad():
+                t_out = teacher(x32, valid)
             if cfg.refine.enabled:
-                if modalities is None:
-                    raise ValueError("method.refine needs the features' modalities")
-                y_mod = modality_labels(teacher, t_out, x, valid, y, modalities, cfg)
+                y_mod = modality_labels(teacher, t_out, x32, valid, y, cfg)
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
-        P = t_out["P"] if t_out is not None else out["P"].detach()
+        P = t_out.P if t_out is not None else out.P.detach()
         with timer.section("masks"):
             masks = teacher_masks(P, y, valid, cfg)
             if y_mod is not None:
                 masks = refine_masks(masks, y, y_mod, valid)
+    embed = getattr(student, "module", student).embed if cfg.cma.enabled else None
     terms = method_losses(out, y, valid, masks, embed, cfg, ramp, timer, y_mod)
     if y_mod is not None:  # share of the labels dropped from each modality, for the log
         dropped = (y.bool()[:, None] & ~y_mod.bool()).sum((0, 2)) / y.sum().clamp_min(1)

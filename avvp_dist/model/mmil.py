@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avvp_dist.model.output import ModelOutput
+
 
 class MMILHead(nn.Module):
     """Segment probabilities P and their attentive pooling to video- and modality-level p."""
@@ -14,11 +16,11 @@ class MMILHead(nn.Module):
         self.time_attn = nn.Linear(d_model, num_classes)
         self.modality_attn = nn.Linear(d_model, num_classes)
 
-    def forward(self, h: torch.Tensor, valid: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def forward(self, h: torch.Tensor, valid: torch.Tensor | None) -> ModelOutput:
         """h: (B, T, 2, d) audio/visual states; valid: (B, T) bool or None.
 
-        Returns `P` (B, T, 2, C) segment probabilities, `p` (B, C) video-level,
-        `p_a`, `p_v` (B, C) modality-level probabilities.
+        Returns P (B, T, 2, C) segment probabilities, p (B, C) video-level, p_a, p_v
+        (B, C) modality-level probabilities (no encoder states).
         """
         probs = torch.sigmoid(self.classifier(h))
         logits = self.time_attn(h)
@@ -27,9 +29,5 @@ class MMILHead(nn.Module):
         time_w = torch.softmax(logits, dim=1)  # over valid segments
         modality_w = torch.softmax(self.modality_attn(h), dim=2)
         temporal = time_w * probs  # (B, T, 2, C)
-        return {
-            "P": probs,
-            "p": (temporal * modality_w).sum(dim=(1, 2)),
-            "p_a": temporal[:, :, 0].sum(1),
-            "p_v": temporal[:, :, 1].sum(1),
-        }
+        return ModelOutput(P=probs, p=(temporal * modality_w).sum(dim=(1, 2)), p_a=temporal[:, :, 0].sum(1),
+                           p_v=temporal[:, :, 1].sum(1))

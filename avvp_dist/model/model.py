@@ -8,6 +8,7 @@ from avvp_dist.model.config import ModelConfig
 from avvp_dist.model.han import HANEncoder
 from avvp_dist.model.heads import ClassAwareEmbedding
 from avvp_dist.model.mmil import MMILHead
+from avvp_dist.model.output import ModelOutput
 
 
 class ModalityProjection(nn.Module):
@@ -44,14 +45,18 @@ class AVVPModel(nn.Module):
         self.head = MMILHead(cfg.d_model, num_classes)
         self.embed = ClassAwareEmbedding(cfg.d_model, cfg.embed_dim, num_classes) if cfg.embed_dim else None
 
-    def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    @property
+    def modalities(self) -> dict[str, str]:
+        """{feature name: "audio" | "visual"}."""
+        return {f["name"]: f["modality"] for f in self.features}
+
+    def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> ModelOutput:
         """features: {name: (B, T, D)}; mask: (B, T) bool, True on real steps.
 
-        Returns `P` (B, T, 2, C), `p`, `p_a`, `p_v` (B, C), and the encoder states
-        `h_a`, `h_v` (B, T, d).
+        Returns P (B, T, 2, C), p, p_a, p_v (B, C), and the encoder states h_a, h_v (B, T, d).
         """
         pad = None if mask is None else ~mask
         h_a, h_v = self.encoder(self.audio_in(features), self.visual_in(features), pad)
         out = self.head(torch.stack([h_a, h_v], dim=2), mask)
-        out["h_a"], out["h_v"] = h_a, h_v
+        out.h_a, out.h_v = h_a, h_v
         return out

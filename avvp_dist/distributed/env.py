@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from avvp_dist.dist.hostlist import slurm_rendezvous
+from avvp_dist.distributed.hostlist import slurm_rendezvous
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""One video's parse as a list of events, from its model outputs: what `parse` prints."""
+from __future__ import annotations
+
+import numpy as np
+
+from avvp_dist.eval.protocol import Protocol, binarize
+from avvp_dist.eval.unav_metrics import av_events
+
+
+def llp_events(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, classes: list[str],
+               proto: Protocol, seconds_per_row: float) -> list[dict]:
+    """Audio and visual events: runs of positive segments under the protocol.
+
+    P: (T, 2, C); p, p_a, p_v: (C,). Score: mean segment probability x p_c.
+    """
+    pa, pv = binarize(P[None], p[None], p_a[None], p_v[None], proto)
+    events = []
+    for m, pred in ((0, pa[0]), (1, pv[0])):
+        for c in np.flatnonzero(pred.any(1)):
+            x = np.diff(np.concatenate([[0], pred[c], [0]]))
+            for a, b in zip(np.flatnonzero(x == 1), np.flatnonzero(x == -1)):
+                events.append({"class": classes[c], "modality": ("audio", "visual")[m],
+                               "start": float(a * seconds_per_row), "end": float(b * seconds_per_row),
+                               "score": round(float(P[a:b, m, c].mean() * p[c]), 4)})
+    return events
+
+
+def unav_events(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, classes: list[str],
+                proto: Protocol, seconds_per_row: float) -> list[dict]:
+    """Audio-visual events (UnAV-100 annotates only those), as the metric scores them."""
+    return [{"class": classes[c], "modality": "audio-visual", "start": round(s, 2), "end": round(e, 2),
+             "score": round(score, 4)}
+            for c, s, e, score in av_events(P, p, len(P), proto.frame_threshold, proto.video_threshold,
+                                            seconds_per_row)]

@@ -1,0 +1,34 @@
+"""The one training entry of every command line: config in, exit code out.
+
+`avvp-dist train`, the accelerate recipes and `slurm/train.sh` (through the CLI) all end
+here, so they check the config the same way and map outcomes to the same exit codes:
+0 done, 2 bad config or data (the message names the key or file), 3 preempted after a
+complete checkpoint (requeue me), 4 stopped after too many non-finite losses.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from avvp_dist.config import ConfigError, load_config
+from avvp_dist.data.annotations import AnnotationError
+from avvp_dist.data.features import FeatureError
+from avvp_dist.data.shards import ShardError
+
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 4
+
+
+def train_command(config: str | None, overrides: list[str], prog: str = "avvp-dist train") -> int:
+    """Loads and checks the config, trains, and returns the process exit code."""
+    from avvp_dist.engine.trainer import TrainingStopped, train
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return train(load_config(config, overrides))
+    except TrainingStopped as e:
+        print(f"{prog}: stopped: {e}", file=sys.stderr, flush=True)
+        return EXIT_STOPPED
+    except (ConfigError, AnnotationError, FeatureError, ShardError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
