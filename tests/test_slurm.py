@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +36,31 @@ STEPS = 300  # long enough to send a signal mid-run (about 25 steps/s here)
 ])
 def test_expand_hostlist(nodelist, hosts):
     assert expand_hostlist(nodelist) == hosts
+
+
+# SLURM's documented host-list forms and what `scontrol show hostnames` prints for them
+DOCUMENTED = {
+    "tux5": ["tux5"],
+    "tux[1-3]": ["tux1", "tux2", "tux3"],
+    "tux[1,3,5]": ["tux1", "tux3", "tux5"],
+    "tux[1-2,7,9-10]": ["tux1", "tux2", "tux7", "tux9", "tux10"],
+    "gpu[008-011]": ["gpu008", "gpu009", "gpu010", "gpu011"],
+    "tux[1-2],linux[0-1]": ["tux1", "tux2", "linux0", "linux1"],
+    "rack[1-2]-n[01-02]": ["rack1-n01", "rack1-n02", "rack2-n01", "rack2-n02"],
+    "n1,n[3-4],login": ["n1", "n3", "n4", "login"],
+}
+
+
+@pytest.mark.parametrize("nodelist", sorted(DOCUMENTED))
+def test_expand_hostlist_documented_forms(nodelist, tmp_path):
+    assert expand_hostlist(nodelist) == DOCUMENTED[nodelist]
+    if shutil.which("scontrol") is None:
+        return  # the expected lists above were checked against scontrol 22.05
+    conf = tmp_path / "slurm.conf"  # scontrol needs a config to start, not a cluster
+    conf.write_text("ClusterName=t\nSlurmctldHost=localhost\nNodeName=n1\nPartitionName=p Nodes=n1\n")
+    out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, SLURM_CONF=str(conf)), check=True)
+    assert out.stdout.split() == DOCUMENTED[nodelist]
 
 
 def test_expand_hostlist_rejects_bad_lists():

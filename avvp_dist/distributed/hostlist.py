@@ -4,9 +4,10 @@ A real job does not parse its host list: `slurm/train.sh` asks `scontrol show ho
 once and exports the rendezvous host to every task. This parser serves the dry run (no
 cluster) and a bare `srun` task that has no MASTER_ADDR, and accepts SLURM's documented
 forms: plain names (`vm`), ranges and lists in brackets with zero padding kept
-(`gpu[01-03,7]`), several bracket groups in one name, expanded with the leftmost group
-varying slowest as scontrol does (`rack[1-2]-n[01-02]`), text around the brackets
-(`a[1-2]-ib`), and comma-separated lists of all of these.
+(`gpu[01-03,7]`), two bracket groups in one name, the left one varying slowest as scontrol
+prints them (`rack[1-2]-n[01-02]`), text around the brackets (`a[1-2]-ib`), and
+comma-separated lists of all of these. With three or more groups the same hosts come out,
+though scontrol orders them differently; the first host, the rendezvous, is the same.
 """
 from __future__ import annotations
 

@@ -230,13 +230,13 @@ class Trainer:
         for name, rep in result["models"].items():
             self.logger.record(f"val/{name}", self.step, {"score": rep["metrics"][key], **rep["metrics"]})
         chosen = self.cfg.train.select if self.cfg.train.select in result["models"] else "student"
-        score = result["models"][chosen]["metrics"][key]
+        score = float(result["models"][chosen]["metrics"][key])  # a plain float, whatever the spec returns
         if score > best["score"]:
             best = self.state.best = {"score": score, "step": self.step, "metric": key, "model": chosen}
             if self.rank == 0:
                 for name, m in self._models().items():
                     save_model(m, self.run_dir / f"best_{name}.pt", self.classes, self.dataset,
-                               extra={"step": self.step, key: result["models"][name]["metrics"][key]})
+                               extra={"step": self.step, key: float(result["models"][name]["metrics"][key])})
         if self.rank == 0:
             self.logger.bar.write(f"step {self.step}: val {key} " + ", ".join(
                 f"{n} {r['metrics'][key]:.2f}" for n, r in result["models"].items()) + f" (best {best['score']:.2f})")
