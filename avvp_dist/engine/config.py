@@ -29,7 +29,7 @@ class TrainConfig:
     plots: int = 8  # test-split timeline plots at the end
     deepspeed_json: str = ""  # a DeepSpeed JSON whose keys override the generated config (e.g. bucket sizes)
     profile: bool = False  # time each section of every step; rank 0 writes profile.json (benchmarks/throughput.py)
-    debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these micro-steps (1-based)
+    debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these micro-steps of the run (1-based, counted across resumes)
 
     def __post_init__(self):
         if self.zero_stage not in (0, 1, 2):

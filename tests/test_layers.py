@@ -1,0 +1,44 @@
+"""Imports point down only (docs/architecture.md): each package imports what its layer may use."""
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "avvp_dist"
+BOTTOM = {"data", "model", "kernels", "distributed", "profiling"}
+MAY_IMPORT = {
+    "data": {"data"}, "model": {"model"}, "kernels": {"kernels"}, "distributed": {"distributed"}, "profiling": set(),
+    "method": {"method", "model", "kernels", "distributed", "profiling"},
+    "eval": {"eval", "data", "model", "distributed"},
+    "engine": BOTTOM | {"engine", "method", "eval"},
+    "config": {"data", "model", "method", "engine"},  # composes the components' config dataclasses
+    "launch": BOTTOM | {"method", "eval", "engine", "config", "launch"},  # never cli: no back-arrow
+    "cli": BOTTOM | {"method", "eval", "engine", "config", "launch"},
+}
+
+
+def _component(module: str) -> str | None:
+    """`avvp_dist.eval.run` -> `eval`; the package root (`avvp_dist`, its __version__) -> None."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "avvp_dist" and len(parts) > 1 else None
+
+
+def test_every_import_points_down():
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        me = _component(".".join(rel.parts))
+        if me is None or me == "__init__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            for name in names:
+                other = _component(name)
+                if other is not None and other not in MAY_IMPORT[me]:
+                    wrong.append(f"{rel}: imports {name}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_layer_map_covers_every_component():
+    found = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+    assert found == set(MAY_IMPORT), found ^ set(MAY_IMPORT)
