@@ -57,19 +57,16 @@ def rendezvous(env: DistEnv, environ: dict | None = None) -> dict[str, str]:
     """The torch.distributed variables this process starts its group with: RANK, WORLD_SIZE,
     LOCAL_RANK, MASTER_ADDR, MASTER_PORT. MASTER_* set by the launcher win; a SLURM task
     without them rendezvouses on the first host of the allocation (`slurm_rendezvous`); a
-    single process gets a free local port."""
+    single process meets nobody: it gets MASTER_ADDR 127.0.0.1 and MASTER_PORT 0 only so that
+    DeepSpeed's environment check passes (its group uses an in-memory store, no port)."""
     environ = os.environ if environ is None else environ
     out = {"RANK": str(env.rank), "WORLD_SIZE": str(env.world_size), "LOCAL_RANK": str(env.local_rank)}
     if "MASTER_ADDR" in environ and "MASTER_PORT" in environ:
         addr, port = environ["MASTER_ADDR"], int(environ["MASTER_PORT"])
     elif env.source == "slurm":
         addr, port = slurm_rendezvous(environ)
-    elif env.world_size == 1:  # a plain process: a 1-rank group, so DeepSpeed looks for no MPI
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            addr, port = "127.0.0.1", sock.getsockname()[1]
+    elif env.world_size == 1:  # a plain process: set, so DeepSpeed looks for no MPI; never bound
+        addr, port = "127.0.0.1", 0
     else:
         missing = [n for n in ("MASTER_ADDR", "MASTER_PORT") if n not in environ]
         raise RuntimeError(f"{env.world_size} ranks from {env.source} but {' and '.join(missing)} not set")
@@ -86,8 +83,13 @@ def init_distributed(env: DistEnv, timeout_s: float = 600) -> bool:
 
     if dist.is_initialized():
         return True
+    launcher_set = "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ
     for name, value in rendezvous(env).items():
         os.environ.setdefault(name, value)
     backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, rank=env.rank, world_size=env.world_size, timeout=timedelta(seconds=timeout_s))
+    # a lone process (no launcher) needs no TCP store: picking a free port and binding it later
+    # raced with other processes (EADDRINUSE seen in the test suite)
+    store = dist.HashStore() if env.world_size == 1 and not launcher_set else None
+    dist.init_process_group(backend, store=store, rank=env.rank, world_size=env.world_size,
+                            timeout=timedelta(seconds=timeout_s))
     return True
