@@ -101,7 +101,7 @@ def cmd_eval(cfg: RunConfig, args) -> None:
         name, _, path = text.rpartition("=")
         checkpoints[name or Path(path).stem] = path
     result = evaluate(checkpoints, shard_dir(cfg), cfg.data, args.split, args.protocol, env.rank, env.world_size,
-                      args.calibrate_on)
+                      args.calibrate_on, detection=cfg.eval.detection)
     if env.rank == 0:
         out = write_outputs(result, args.out or Path(cfg.run_dir) / f"eval_{args.split}", args.plots)
         print_report(result)

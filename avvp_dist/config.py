@@ -20,6 +20,7 @@ import yaml
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.synth import SynthConfig
 from avvp_dist.engine.config import TrainConfig
+from avvp_dist.eval.config import EvalConfig
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
 
@@ -39,6 +40,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     run_dir: str = "runs/demo"  # everything a run writes goes under here
     seed: int = 0  # one seed for data order, init and synthetic data
 

@@ -9,7 +9,7 @@ MAY_IMPORT = {
     "method": {"method", "model", "kernels", "distributed", "profiling"},
     "eval": {"eval", "data", "model", "distributed"},
     "engine": BOTTOM | {"engine", "method", "eval"},
-    "config": {"data", "model", "method", "engine"},  # composes the components' config dataclasses
+    "config": {"data", "model", "method", "eval", "engine"},  # composes the components' config dataclasses
     "launch": BOTTOM | {"method", "eval", "engine", "config", "launch"},  # never cli: no back-arrow
     "cli": BOTTOM | {"method", "eval", "engine", "config", "launch"},
 }

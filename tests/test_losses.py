@@ -58,3 +58,17 @@ def test_weak_loss_with_per_modality_labels_by_hand():
     bce = lambda q, t: -(t * math.log(q) + (1 - t) * math.log(1 - q))  # noqa: E731
     want = (bce(0.8, 1) + bce(0.1, 0)) / 2 + (bce(0.7, 1) + bce(0.2, 0)) / 2 + (bce(0.6, 0.05) + bce(0.3, 0.05)) / 2
     assert weak_loss(p, p_a, p_v, y, y_a=y, y_v=y_v).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_weak_loss_floor_and_prior_by_hand():
+    from avvp_dist.method.losses import weak_references
+
+    y = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    floor, prior = weak_references(y, audio_smoothing=1.0, visual_smoothing=0.9)
+    h = lambda q: -(q * math.log(q) + (1 - q) * math.log(1 - q))  # noqa: E731
+    assert floor.item() == pytest.approx(h(0.95), rel=1e-5)  # only the smoothed visual targets have entropy
+    # base rates: class 0 always present (p = 1 -> clamped, ~0 loss), class 1 half the time (H(0.5) per entry)
+    want_hard = (0 + h(0.5)) / 2
+    want_visual = (h(0.95) + h(0.5)) / 2  # class 0 targets 0.95 twice (mean 0.95); class 1 targets 0.05, 0.95
+    assert prior.item() == pytest.approx(2 * want_hard + want_visual, rel=1e-4)
+    assert weak_loss(y, y, 0.9 * y + 0.05, y).item() == pytest.approx(floor.item(), abs=1e-5)  # perfect predictions

@@ -94,3 +94,23 @@ def test_config_errors():
         ModelConfig(d_model=30, num_heads=4)
     with pytest.raises(ValueError, match="at least one audio and one visual"):
         AVVPModel(LLP[1:], 25, SMALL)
+
+
+def test_standardize_is_the_plain_model_on_standardised_inputs_and_survives_a_checkpoint(tmp_path):
+    g = torch.Generator().manual_seed(4)
+    stats = {f["name"]: {"mean": (torch.rand(f["dim"], generator=g) * 50).tolist(),
+                         "std": (torch.rand(f["dim"], generator=g) * 9 + 1).tolist()} for f in LLP}
+    torch.manual_seed(5)
+    std_model = AVVPModel(LLP, 25, ModelConfig(d_model=32, num_heads=2, ffn_dim=32, embed_dim=8, standardize=True))
+    std_model.set_feature_stats(stats)
+    torch.manual_seed(5)
+    plain = AVVPModel(LLP, 25, ModelConfig(d_model=32, num_heads=2, ffn_dim=32, embed_dim=8)).eval()
+    std_model.eval()
+    x = {k: v * 20 + 30 for k, v in _inputs(LLP, 2, 10).items()}
+    by_hand = {k: (v - torch.tensor(stats[k]["mean"])) / torch.tensor(stats[k]["std"]) for k, v in x.items()}
+    torch.testing.assert_close(std_model(x).P, plain(by_hand).P, rtol=1e-5, atol=1e-6)
+    save_model(std_model, tmp_path / "m.pt", [f"c{i}" for i in range(25)], "llp")
+    loaded, _ = load_model(tmp_path / "m.pt")
+    torch.testing.assert_close(loaded(x).P, std_model(x).P, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="no statistics for feature 'vggish'"):
+        std_model.set_feature_stats({k: v for k, v in stats.items() if k != "vggish"})

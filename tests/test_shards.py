@@ -186,3 +186,15 @@ def test_manifest_disagreements(tmp_path):
     (tmp_path / "train-00001.tar").unlink()
     with pytest.raises(ShardError, match="train-00001.tar: listed in the manifest but missing"):
         ShardStream(tmp_path, DataConfig(num_workers=0))
+
+
+def test_manifest_statistics_are_those_of_every_row_as_stored(tmp_path):
+    samples = list(toy_samples(9))
+    m = write_shards(iter(samples), tmp_path / "s", dataset="toy", split="train", classes=CLASSES,
+                     features=FEATURES, dtype="float16", samples_per_shard=4)
+    for f in FEATURES:
+        rows = np.concatenate([feats[f["name"]].astype(np.float16).astype(np.float64) for _, feats, _ in samples])
+        got = Manifest.load(tmp_path / "s").stats[f["name"]]
+        assert got["rows"] == len(rows) == m.stats[f["name"]]["rows"]
+        np.testing.assert_allclose(got["mean"], rows.mean(0), rtol=1e-12)
+        np.testing.assert_allclose(got["std"], rows.std(0), rtol=1e-9)

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from avvp_dist.eval.unav_metrics import (TIOU, av_bin_f1, av_events, average_precision, gt_bins,
-                                         interpolated_ap, pred_bins, unav_map)
+from avvp_dist.eval.unav_metrics import (TIOU, av_bin_f1, average_precision, gt_bins, interpolated_ap, pred_bins,
+                                         unav_map, video_map)
 
 
 def _gts(seed=0, videos=30, classes=4):
@@ -46,14 +46,13 @@ def test_ap_by_hand():
     assert average_precision(preds, [], np.array([0.5]))[0] == 0.0
 
 
-def test_events_from_rows():
-    T, C = 10, 2
-    P = np.full((T, 2, C), 0.1)
-    P[2:5, :, 1] = 0.8
-    P[7:9, 0, 1] = 0.9  # audio only: not an AV event
-    ev = av_events(P, np.array([0.9, 0.5]), n_rows=T)
-    assert ev == [(1, pytest.approx(0.64), pytest.approx(1.6), pytest.approx(0.64 * 0.5))]
-    assert av_events(P, np.array([0.9, 0.4]), n_rows=T) == []  # filtered by p_c
+def test_video_map_by_hand():
+    # class 0: positives ranked 1st and 3rd -> (1/1 + 2/3) / 2; class 1: its one positive ranked 2nd -> 1/2;
+    # class 2 has no positive video and is left out
+    p = np.array([[0.9, 0.1, 0.5], [0.8, 0.7, 0.2], [0.3, 0.9, 0.1]])
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
+    assert video_map(p, y) == pytest.approx(100 * ((1 + 2 / 3) / 2 + 1 / 2) / 2)
+    assert video_map(p, np.zeros_like(y)) == 0.0
 
 
 def test_bins():

@@ -52,6 +52,8 @@ class Manifest:
     shards: list[ShardInfo]
     report: dict = field(default_factory=dict)  # reader quirks and skips while writing
     format: str = FORMAT
+    # per feature, over every row of the split: {"rows": n, "mean": [D], "std": [D]} (model.standardize)
+    stats: dict = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -146,6 +148,8 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
         from tqdm import tqdm
         samples = tqdm(samples, total=total, desc=f"shard {dataset}/{split}", unit="video")
     tar, count, seen = None, 0, set()
+    sums = {f["name"]: np.zeros((2, f["dim"])) for f in features}  # per feature: sum, sum of squares
+    rows = dict.fromkeys(sums, 0)
 
     def close() -> None:
         nonlocal tar
@@ -165,6 +169,10 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
             count = 0
         for name, data in sample_members(key, feats, meta, order, dtype):
             _add(tar, name, data)
+        for name in order:
+            x = feats[name].astype(dtype).astype(np.float64)  # the values the stream will read
+            sums[name] += (x.sum(0), (x * x).sum(0))
+            rows[name] += len(x)
         count += 1
         if count == samples_per_shard:
             close()
@@ -173,6 +181,11 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
     if not shards:
         raise ShardError(f"{folder}: no samples to write for {dataset}/{split}")
     report = {k: dict(v) if isinstance(v, dict) else v for k, v in (report or {}).items()}  # counts filled while writing
-    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report)
+    stats = {}
+    for name, (s1, s2) in sums.items():
+        mean = s1 / max(rows[name], 1)
+        std = np.sqrt(np.maximum(s2 / max(rows[name], 1) - mean ** 2, 0))
+        stats[name] = {"rows": rows[name], "mean": mean.tolist(), "std": std.tolist()}
+    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report, stats=stats)
     manifest.save(folder)
     return manifest

@@ -59,6 +59,10 @@ class SynthConfig:
     noise: float = 1.0  # per-dimension Gaussian noise std
     frame_noise: float = 2.0  # extra per-frame noise of 8 fps features (averaged out by pooling)
     distractors: float = 0.5  # UnAV-100: expected single-modality unannotated events per video
+    # the value ranges of the real releases instead of unit-scale features: audio (VGGish) as
+    # 8-bit quantised values 0-255, visual (ResNet, I3D, R(2+1)D) as non-negative post-ReLU
+    # averages. Off: the files are byte for byte those of generator v2 without the knob.
+    raw_scale: bool = False
 
     def __post_init__(self):
         if self.dataset not in SYNTH_FORMATS:
@@ -178,6 +182,8 @@ class _Planter:
             x = signal + scene + cfg.noise * rng.standard_normal((n, s.dim))
             if steps_per_row > 1:  # 8 fps frames around each segment's vector
                 x = np.repeat(x, steps_per_row, 0) + cfg.frame_noise * rng.standard_normal((t, s.dim))
+            if cfg.raw_scale:
+                x = np.clip(np.round(128 + 24 * x), 0, 255) if s.modality == "audio" else np.maximum(0, 0.4 + 0.3 * x)
             out[s.name] = x.astype(np.float32)
         return out
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 import yaml
 
 from avvp_dist import __version__
-from avvp_dist.data.shards import Manifest
+from avvp_dist.data.shards import Manifest, ShardError
 from avvp_dist.distributed.env import DistEnv, discover, init_distributed
 from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
@@ -134,6 +134,11 @@ class Trainer:
         self.classes, self.dataset = manifest.classes, manifest.dataset
         self.select_metric = dataset_spec(self.dataset).select_metric
         model = AVVPModel(manifest.features, len(self.classes), cfg.model)
+        if cfg.model.standardize:
+            if not manifest.stats:
+                raise ShardError(f"{self.shards / 'train'}: its manifest has no feature statistics, which "
+                                 "model.standardize needs; write the shards again with this version")
+            model.set_feature_stats(manifest.stats)
         flatten_parameters_(model)  # the EMA then updates the whole student in one pass (ZeRO 0)
         optimizer = adamw(model.parameters(), t.lr, t.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -221,7 +226,7 @@ class Trainer:
         for name, m in models.items():  # evaluate in fp32 whatever the training precision
             float_models[name] = m if next(m.parameters()).dtype == torch.float32 else _fp32_copy(m)
         return evaluate(checkpoints or {}, self.shards, data, split, self.cfg.train.protocol, self.rank, self.world,
-                        model_override=float_models)
+                        model_override=float_models, detection=self.cfg.eval.detection)
 
     def _validate(self) -> None:
         t0 = time.perf_counter()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from avvp_dist.eval.detection import detections
 from avvp_dist.eval.protocol import Protocol, binarize
-from avvp_dist.eval.unav_metrics import av_events
 
 
 def llp_events(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, classes: list[str],
@@ -27,8 +27,8 @@ def llp_events(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, c
 
 def unav_events(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, classes: list[str],
                 proto: Protocol, seconds_per_row: float) -> list[dict]:
-    """Audio-visual events (UnAV-100 annotates only those), as the metric scores them."""
+    """Audio-visual events (UnAV-100 annotates only those): the scored detections the mAP
+    ranks (`proto.detection`), best first."""
     return [{"class": classes[c], "modality": "audio-visual", "start": round(s, 2), "end": round(e, 2),
              "score": round(score, 4)}
-            for c, s, e, score in av_events(P, p, len(P), proto.frame_threshold, proto.video_threshold,
-                                            seconds_per_row)]
+            for c, s, e, score in detections(P, p, proto.detection, seconds_per_row)]

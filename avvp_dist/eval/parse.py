@@ -1,6 +1,7 @@
 """Inference API: one video's feature files in, its events out (class, modality, seconds, score)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 
 from avvp_dist.data.features import load_array
 from avvp_dist.eval.datasets import dataset_spec
+from avvp_dist.eval.detection import DetectionConfig
 from avvp_dist.eval.protocol import protocol
 from avvp_dist.model.checkpoint import load_model
 
@@ -15,10 +17,12 @@ from avvp_dist.model.checkpoint import load_model
 class VideoParser:
     """>>> VideoParser("best_teacher.pt").parse_files({"vggish": "a.npy", "res152": "b.npy", ...})"""
 
-    def __init__(self, checkpoint: str | Path, protocol_name: str = "han"):
+    def __init__(self, checkpoint: str | Path, protocol_name: str = "han", detection: DetectionConfig | None = None):
         self.model, self.meta = load_model(checkpoint)
         self.classes, self.dataset = self.meta["classes"], self.meta["dataset"]
         self.proto = protocol(protocol_name)
+        if detection is not None:  # UnAV-100: the detections `eval.detection` makes for the mAP
+            self.proto = replace(self.proto, detection=detection)
         self.spec = dataset_spec(self.dataset)
         self.specs = {s.name: s for s in self.spec.data.features}
 

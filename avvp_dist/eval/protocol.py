@@ -1,17 +1,23 @@
 """From model outputs to binary segment predictions: the published protocols as presets."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
+from avvp_dist.eval.detection import DetectionConfig
+
 
 @dataclass(frozen=True)
 class Protocol:
+    """How model outputs become predictions: binary segments (LLP, and UnAV-100's F1 bins)
+    at explicit thresholds, and scored detections (UnAV-100's mAP, no threshold)."""
+
     frame_threshold: float = 0.5  # segment probability threshold
     filter: Literal["video", "modality"] = "video"  # keep classes by p (HAN) or by p_a / p_v (MA, LSLD)
     video_threshold: float = 0.5
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
 
 
 PRESETS = {

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
 from avvp_dist.eval.datasets import dataset_spec
+from avvp_dist.eval.detection import DetectionConfig
 from avvp_dist.eval.inference import gather_predictions, predict
 from avvp_dist.eval.plots import plot_timeline
 from avvp_dist.eval.protocol import protocol
@@ -15,13 +17,16 @@ from avvp_dist.model.checkpoint import load_model
 
 def evaluate(checkpoints: dict[str, str], shards: str | Path, data: DataConfig, split: str = "test",
              protocol_name: str = "han", rank: int = 0, world_size: int = 1, calibrate_split: str | None = None,
-             model_override=None) -> dict:
+             model_override=None, detection: DetectionConfig | None = None) -> dict:
     """Metrics of each checkpoint (name -> path) on `shards/<split>`, inference sharded over ranks.
 
     `model_override` (name -> model) scores in-memory models instead (the trainer's periodic eval).
+    `detection` replaces the protocol's default detection settings (UnAV-100's mAP).
     Returns {name: report} with `metrics`, `per_class` (LLP) and the gathered predictions.
     """
     proto = protocol(protocol_name)
+    if detection is not None:
+        proto = replace(proto, detection=detection)
     stream = ShardStream(Path(shards) / split, data, rank, world_size, train=False)
     classes, dataset = stream.manifest.classes, stream.manifest.dataset
     spec = dataset_spec(dataset)

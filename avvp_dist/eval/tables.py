@@ -4,7 +4,7 @@ from __future__ import annotations
 from avvp_dist.eval.llp_metrics import METRIC_NAMES
 
 LLP_HEAD = ["A", "V", "AV", "Type", "Event"]
-UNAV_KEYS = [f"map@{t:.1f}" for t in (0.1, 0.3, 0.5, 0.7, 0.9)] + ["map_mean", "seg_av", "evt_av"]
+UNAV_KEYS = [f"map@{t:.1f}" for t in (0.1, 0.3, 0.5, 0.7, 0.9)] + ["map_mean", "video_map", "seg_av", "evt_av"]
 
 
 def format_llp_table(results: dict[str, dict]) -> str:

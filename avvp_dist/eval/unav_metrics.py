@@ -1,14 +1,13 @@
-"""UnAV-100 evaluation: audio-visual events from row predictions, ActivityNet-style mAP,
-and AV segment/event F1 on one-second bins.
+"""UnAV-100 metrics: ActivityNet-style detection mAP, video-level classification mAP, and AV
+segment/event F1 on one-second bins (docs/evaluation.md).
 
-Protocol (also in docs/evaluation.md): AV probability of a row = P_a * P_v; a row is
-positive for class c if P_a >= thr and P_v >= thr and the video-level p_c >= 0.5. An
-event is a run of positive rows, from start_row * 0.32 s to (end_row + 1) * 0.32 s; its
-score is the mean AV probability over its rows times p_c. mAP at tIoU 0.1..0.9: per class,
-predictions by descending score, each GT event matched at most once per threshold (the
-unmatched GT of highest tIoU), AP from the interpolated precision-recall curve, averaged
-over the classes with at least one GT event. Bins: a GT bin of one second is positive if
-a GT event covers at least half of it; a predicted bin if at least half its rows are positive.
+Detection mAP at tIoU 0.1..0.9 scores the detections of `eval.detection` (no confidence
+gate): per class, predictions by descending score, each GT event matched at most once per
+threshold (the unmatched GT of highest tIoU), AP from the interpolated precision-recall
+curve, averaged over the classes with at least one GT event. Video-level mAP: the
+non-interpolated AP of p_c over videos, per class, averaged over the classes with positives.
+F1 bins, at explicit thresholds: a GT bin of one second is positive if a GT event covers at
+least half of it; a predicted bin if at least half its rows are positive.
 """
 from __future__ import annotations
 
@@ -18,21 +17,6 @@ from avvp_dist.eval.llp_metrics import event_counts, segment_counts, video_f1
 
 HOP_S = 0.32
 TIOU = np.round(np.arange(0.1, 1.0, 0.1), 1)
-
-
-def av_events(P: np.ndarray, p: np.ndarray, n_rows: int, threshold: float = 0.5, video_threshold: float = 0.5,
-              hop: float = HOP_S) -> list[tuple[int, float, float, float]]:
-    """Events (class, start_s, end_s, score) of one video. P: (T, 2, C); p: (C,)."""
-    P = P[:n_rows]
-    av = P[:, 0] * P[:, 1]  # (T, C)
-    pos = (P[:, 0] >= threshold) & (P[:, 1] >= threshold) & (p >= video_threshold)[None, :]
-    out = []
-    for c in np.flatnonzero(pos.any(0)):
-        x = np.concatenate([[0], pos[:, c].astype(np.int8), [0]])
-        starts, ends = np.flatnonzero(np.diff(x) == 1), np.flatnonzero(np.diff(x) == -1)
-        for a, b in zip(starts, ends):
-            out.append((int(c), a * hop, b * hop, float(av[a:b, c].mean() * p[c])))
-    return out
 
 
 def tiou(seg: np.ndarray, segs: np.ndarray) -> np.ndarray:
@@ -106,6 +90,21 @@ def unav_map(preds: dict[str, list[tuple[int, float, float, float]]], gts: dict[
     out = {f"map@{t:.1f}": 100 * float(x) for t, x in zip(TIOU, m)}
     out["map_mean"] = 100 * float(m.mean())
     return out
+
+
+def video_map(p: np.ndarray, y: np.ndarray) -> float:
+    """Video-level classification mAP (percent). p, y: (N, C) scores and 0/1 labels.
+
+    Per class with at least one positive video: videos by descending p (ties in video
+    order), AP = mean over the positives of the precision at their rank (non-interpolated).
+    """
+    aps = []
+    for c in np.flatnonzero(y.sum(0) > 0):
+        order = np.argsort(-p[:, c], kind="stable")
+        hits = y[order, c] > 0
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(precision[hits].mean())
+    return 100 * float(np.mean(aps)) if aps else 0.0
 
 
 def gt_bins(events: list[tuple[int, float, float]], duration: float, num_classes: int) -> np.ndarray:

@@ -29,6 +29,24 @@ def weak_loss(p: torch.Tensor, p_a: torch.Tensor, p_v: torch.Tensor, y: torch.Te
     return _bce(p, y) + _bce(p_a, s_a) + _bce(p_v, s_v)
 
 
+@torch.no_grad()
+def weak_references(y: torch.Tensor, audio_smoothing: float = 1.0, visual_smoothing: float = 0.9,
+                    y_a: torch.Tensor | None = None, y_v: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two yardsticks for `weak_loss` on a batch, as scalars: its floor and its prior.
+
+    floor: the loss of predictions equal to the targets, i.e. the targets' entropy (0 for
+    hard labels, H(0.95) for each smoothed visual label). prior: the loss of predicting each
+    class's frequency in the batch, as a model that learned the base rates and nothing else
+    would. A weak loss that stays at the prior has learned nothing about the videos.
+    """
+    y_a = y if y_a is None else y_a
+    y_v = y if y_v is None else y_v
+    targets = (y, audio_smoothing * y_a + (1 - audio_smoothing) / 2, visual_smoothing * y_v + (1 - visual_smoothing) / 2)
+    floor = sum(_bce(t, t) for t in targets)
+    prior = sum(_bce(t.mean(0, keepdim=True).expand_as(t), t) for t in targets)
+    return floor, prior
+
+
 def pseudo_loss_sum(P: torch.Tensor, pos: torch.Tensor, reliable: torch.Tensor) -> torch.Tensor:
     """Sum of BCE(P, M) over reliable positions. P, pos, reliable: (B, T, 2, C)."""
     per = _bce(P, pos.to(P.dtype), reduction="none")

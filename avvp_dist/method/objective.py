@@ -14,7 +14,7 @@ from avvp_dist.distributed.collectives import all_reduce_sum, gather_rows, world
 from avvp_dist.kernels import PseudoMasks, pseudo_masks
 from avvp_dist.kernels.masks import topk_counts
 from avvp_dist.method.config import MethodConfig
-from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss
+from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss, weak_references
 from avvp_dist.method.refine import partner_index, refine_labels, refine_masks, swapped_features
 from avvp_dist.model.output import ModelOutput
 from avvp_dist.profiling import NULL_TIMER
@@ -43,6 +43,9 @@ def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks:
     y_a, y_v = (None, None) if y_mod is None else y_mod.unbind(1)
     weak = weak_loss(out.p, out.p_a, out.p_v, y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing, y_a, y_v)
     terms = {"weak": weak.detach()}
+    # what the weak term would be with perfect predictions (floor) and with the base rates only (prior)
+    terms["weak_floor"], terms["weak_prior"] = weak_references(y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing,
+                                                               y_a, y_v)
     total = weak
     w = world_size()
     if masks is not None and cfg.pseudo.enabled:

@@ -12,6 +12,9 @@ class ModelConfig:
     ffn_dim: int = 512  # HAN: dim_feedforward=512
     dropout: float = 0.1  # HAN's dropout
     embed_dim: int = 128  # class-aware CMA embedding size; 0 disables the CMA head
+    # standardise each input feature with the training split's per-dimension mean and std (from the
+    # shard manifest), kept as buffers in the model and its checkpoints; off: the features as stored
+    standardize: bool = False
 
     def __post_init__(self):
         if self.d_model <= 0 or self.num_layers <= 0 or self.num_heads <= 0 or self.ffn_dim <= 0:

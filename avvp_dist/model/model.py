@@ -11,19 +11,42 @@ from avvp_dist.model.mmil import MMILHead
 from avvp_dist.model.output import ModelOutput
 
 
+class Standardize(nn.Module):
+    """(x - mean) / std per input dimension, with statistics fixed before training (buffers)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("inv_std", torch.ones(dim))
+
+    def set_stats(self, mean, std) -> None:
+        mean, std = torch.as_tensor(mean, dtype=torch.float64), torch.as_tensor(std, dtype=torch.float64)
+        if mean.shape != self.mean.shape or std.shape != self.mean.shape:
+            raise ValueError(f"statistics of shape {tuple(mean.shape)}, {tuple(std.shape)} for a "
+                             f"{self.mean.shape[0]}-dimensional feature")
+        self.mean.copy_(mean)
+        self.inv_std.copy_(1.0 / std.clamp_min(1e-6))  # a constant dimension becomes 0, not inf
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D)."""
+        return (x - self.mean) * self.inv_std
+
+
 class ModalityProjection(nn.Module):
     """Projects each feature of one modality to d and fuses them (HAN: res152 and r2plus1d
     are projected separately, concatenated, then fused by a linear layer)."""
 
-    def __init__(self, dims: dict[str, int], d_model: int):
+    def __init__(self, dims: dict[str, int], d_model: int, standardize: bool = False):
         super().__init__()
         self.names = list(dims)
+        self.norm = nn.ModuleDict({n: Standardize(dim) for n, dim in dims.items()}) if standardize else None
         self.proj = nn.ModuleDict({n: nn.Linear(dim, d_model) for n, dim in dims.items()})
         self.fuse = nn.Linear(len(dims) * d_model, d_model) if len(dims) > 1 else nn.Identity()
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """{name: (B, T, D_name)} -> (B, T, d)."""
-        return self.fuse(torch.cat([self.proj[n](features[n]) for n in self.names], dim=-1))
+        x = {n: self.norm[n](features[n]) if self.norm is not None else features[n] for n in self.names}
+        return self.fuse(torch.cat([self.proj[n](x[n]) for n in self.names], dim=-1))
 
 
 class AVVPModel(nn.Module):
@@ -39,11 +62,21 @@ class AVVPModel(nn.Module):
         by = {m: {f["name"]: f["dim"] for f in self.features if f["modality"] == m} for m in ("audio", "visual")}
         if not by["audio"] or not by["visual"]:
             raise ValueError(f"need at least one audio and one visual feature, got {self.features}")
-        self.audio_in = ModalityProjection(by["audio"], cfg.d_model)
-        self.visual_in = ModalityProjection(by["visual"], cfg.d_model)
+        self.audio_in = ModalityProjection(by["audio"], cfg.d_model, cfg.standardize)
+        self.visual_in = ModalityProjection(by["visual"], cfg.d_model, cfg.standardize)
         self.encoder = HANEncoder(cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.dropout)
         self.head = MMILHead(cfg.d_model, num_classes)
         self.embed = ClassAwareEmbedding(cfg.d_model, cfg.embed_dim, num_classes) if cfg.embed_dim else None
+
+    @torch.no_grad()
+    def set_feature_stats(self, stats: dict[str, dict]) -> None:
+        """Fixes the input standardisation (`ModelConfig.standardize`) from a shard manifest's
+        `stats`: {feature name: {"mean": [D], "std": [D]}}."""
+        for proj in (self.audio_in, self.visual_in):
+            for name in proj.names:
+                if name not in stats:
+                    raise ValueError(f"no statistics for feature {name!r} (have {sorted(stats)})")
+                proj.norm[name].set_stats(stats[name]["mean"], stats[name]["std"])
 
     @property
     def modalities(self) -> dict[str, str]:
