@@ -253,7 +253,7 @@ def _unav_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[V
 
 def _llp_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
     """Feature rows per name, seconds per row, and unannotated extra events of one LLP video."""
-    return {s.name: s.steps for s in specs}, 1.0, []
+    return {s.name: s.steps for s in specs}, data_spec("llp").seconds_per_row, []
 
 
 def _unav_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
