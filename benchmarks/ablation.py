@@ -5,7 +5,7 @@ synthetic data (generator version in avvp_dist.data.synth.SYNTH_VERSION).
     python benchmarks/ablation.py --dataset llp --seeds 0 --variants baseline,full
 
 For each seed s: synthetic data with seed s (LLP label sets and val/test event timings
-copied from the real annotations in ../shared/data when present, generated otherwise),
+copied from the real annotations the repository carries in annotations/),
 sharded once; then every variant trains on it with training seed s (one process, one
 thread each, --jobs runs side by side) and its best-on-val checkpoints are scored on the
 test split. Per variant: mean and standard deviation over seeds of every metric for the
@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+ANNOTATIONS = REPO / "annotations"
 
 
 def _on(pseudo: str | None = None, refine: bool = False, cma: str | None = None) -> list[str]:
@@ -54,11 +54,11 @@ VARIANTS = {  # name -> (label, overrides)
 
 
 DATASETS = {
-    "llp": {"config": "recipes/configs/ablation_llp.yaml", "annotations": SHARED / "llp",
+    "llp": {"config": "recipes/configs/ablation_llp.yaml", "annotations": ANNOTATIONS / "llp",
             "metrics": ["seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
                         "evt_a", "evt_v", "evt_av", "evt_type", "evt_event"],
             "headline": ["seg_type", "evt_type"], "variants": list(VARIANTS)},
-    "unav100": {"config": "recipes/configs/ablation_unav100.yaml", "annotations": SHARED / "unav100",
+    "unav100": {"config": "recipes/configs/ablation_unav100.yaml", "annotations": ANNOTATIONS / "unav100",
                 "metrics": ["map_mean", "map@0.5", "video_map", "seg_av", "evt_av"],
                 "headline": ["map_mean", "map@0.5", "video_map"],
                 # smaller: untrimmed videos cost about 4x an LLP video per step

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real annotation files (skip if absent) and tiny synthetic datasets."""
+"""Shared fixtures: the real annotation files the repository carries, and tiny synthetic datasets."""
 from __future__ import annotations
 
 import io
@@ -12,7 +12,6 @@ import pytest
 from avvp_dist.data.shards import write_shards
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("AVVP_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # Small feature sizes keep synthetic test data tiny; the layout stays the real one.
 SMALL_DIMS = {"vggish": 8, "res152": 16, "r2plus1d_18": 8}
@@ -31,11 +30,12 @@ def pytest_sessionfinish(session, exitstatus):
     slurm_cluster.stop()
 
 
-def shared(*parts: str) -> Path:
-    """A path under ../shared/data, or a skip with the reason."""
-    path = SHARED_DATA.joinpath(*parts)
+def repo_file(*parts: str) -> Path:
+    """A file the repository carries (annotations/, tests/golden/); a missing one fails the test."""
+    path = REPO.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real annotation file {path} not present (set AVVP_SHARED_DATA)")
+        pytest.fail(f"{path} is missing: the repository carries it (annotations/, tests/golden/); "
+                    "is this a partial checkout?")
     return path
 
 

@@ -6,12 +6,12 @@ import pytest
 
 from avvp_dist.eval.llp_metrics import METRIC_NAMES, event_counts, llp_metrics, llp_video_scores
 from avvp_dist.eval.protocol import PRESETS, binarize, calibrate_thresholds
-from conftest import shared
+from conftest import repo_file
 
 
 def test_golden_file_matches_hans_evaluator():
-    z = np.load(shared("llp_metric_golden.npz"))
-    want = json.loads(shared("llp_metric_golden.json").read_text())
+    z = np.load(repo_file("tests", "golden", "llp_metric_golden.npz"))
+    want = json.loads(repo_file("tests", "golden", "llp_metric_golden.json").read_text())
     got = llp_metrics(z["pred_a"], z["pred_v"], z["gt_a"], z["gt_v"])
     for k in METRIC_NAMES:
         assert abs(got[k] - want[k]) <= 1e-9, (k, got[k], want[k])

@@ -6,12 +6,12 @@ import pytest
 
 from avvp_dist.data.annotations import AnnotationError, segment_labels
 from avvp_dist.data.llp import LLP_CLASSES, read_llp_annotations, read_weak_csv
-from conftest import shared
+from conftest import repo_file
 
 
 @pytest.fixture(scope="module")
 def llp():
-    return read_llp_annotations(shared("llp"))
+    return read_llp_annotations(repo_file("annotations", "llp"))
 
 
 def test_split_sizes_and_classes(llp):
@@ -40,7 +40,7 @@ def test_dense_gt_is_built_from_rows_as_they_are(llp):
     expected = {}
     ids = {r.vid for s in ("val", "test") for r in llp.split(s)}
     for m, name in enumerate(["AVVP_eval_audio.csv", "AVVP_eval_visual.csv"]):
-        with open(shared("llp", name)) as f:
+        with open(repo_file("annotations", "llp", name)) as f:
             for row in list(csv.reader(f, delimiter="\t"))[1:]:
                 if row[0] in ids:
                     gt = expected.setdefault(row[0], np.zeros((2, 25, 10), np.uint8))

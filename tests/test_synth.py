@@ -12,7 +12,7 @@ from avvp_dist.data.features import read_video_features
 from avvp_dist.data.llp import read_llp_annotations
 from avvp_dist.data.synth import SynthConfig, synthesize
 from avvp_dist.data.unav100 import read_unav100_annotations
-from conftest import SMALL_DIMS, SMALL_DIMS_UNAV, shared
+from conftest import SMALL_DIMS, SMALL_DIMS_UNAV, repo_file
 
 
 def _digest(folder: Path) -> str:
@@ -89,8 +89,8 @@ def test_events_are_planted_where_the_dense_gt_says(llp_synth):
 
 
 def test_label_statistics_from_real_annotations(tmp_path):
-    real = read_llp_annotations(shared("llp"))
-    cfg = SynthConfig(num_train=20, num_val=10, num_test=10, feature_dims=SMALL_DIMS, annotations=str(shared("llp")))
+    real = read_llp_annotations(repo_file("annotations", "llp"))
+    cfg = SynthConfig(num_train=20, num_val=10, num_test=10, feature_dims=SMALL_DIMS, annotations=str(repo_file("annotations", "llp")))
     ann = read_llp_annotations(synthesize(cfg, tmp_path, seed=0))
     real_sets = {s: {r.labels for r in real.split(s)} for s in ("train", "val", "test")}
     real_events = {tuple(sorted((e.label, e.modality, e.onset, e.offset) for e in r.events)) for s in ("val", "test")

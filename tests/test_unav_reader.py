@@ -5,12 +5,12 @@ import pytest
 
 from avvp_dist.data.annotations import AnnotationError, segment_labels
 from avvp_dist.data.unav100 import UNAV100_CLASSES, read_unav100_annotations
-from conftest import shared
+from conftest import repo_file
 
 
 @pytest.fixture(scope="module")
 def unav():
-    return read_unav100_annotations(shared("unav100", "unav100_annotations.json"))
+    return read_unav100_annotations(repo_file("annotations", "unav100", "unav100_annotations.json"))
 
 
 def test_counts(unav):
@@ -21,7 +21,7 @@ def test_counts(unav):
 
 
 def test_labels_are_the_event_classes(unav):
-    raw = json.loads(shared("unav100", "unav100_annotations.json").read_text())["database"]
+    raw = json.loads(repo_file("annotations", "unav100", "unav100_annotations.json").read_text())["database"]
     for rec in unav.split("test")[:200]:
         assert set(rec.labels) == {a["label"] for a in raw[rec.vid]["annotations"]}
         assert rec.duration == raw[rec.vid]["duration"]
