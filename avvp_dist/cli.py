@@ -54,7 +54,8 @@ def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
         manifest = write_shards(
             raw_samples(records, cfg.data, counts), out / split, dataset=cfg.data.dataset, split=split,
             classes=ann.classes, features=shard_features(cfg.data.feature_specs()), dtype=cfg.data.shard_dtype,
-            samples_per_shard=cfg.data.samples_per_shard, report={"quirks": dict(ann.quirks), "reader": counts},  # filled while writing
+            samples_per_shard=cfg.data.samples_per_shard, report={"quirks": dict(ann.quirks), "examples": ann.examples,
+                                                               "reader": counts},  # filled while writing
             progress=True, total=len(records))
         manifests[split] = manifest
         print(f"  [{split}] {manifest.num_samples} videos in {len(manifest.shards)} shards -> {out / split}"

@@ -70,3 +70,23 @@ def test_variable_lengths_trimmed_and_counted(tmp_path):
     out = read_video_features("v1", specs, tmp_path, counts=counts)
     assert {a.shape for a in out.values()} == {(30, 2)}
     assert counts == {"videos_trimmed_to_shortest_feature": 1, "feature_rows_trimmed": 3}
+
+
+def test_unav_rows_checked_against_duration(tmp_path):
+    """Rows = duration / 0.32 within max(4 rows, 3%): a 32 s video has 100 rows; 96 and 104
+    pass, 95 and 105 are counted (and the video is kept)."""
+    from avvp_dist.data.annotations import VideoRecord
+    from avvp_dist.data.config import DataConfig
+    from avvp_dist.data.raw import raw_samples, rows_match_duration
+
+    assert [rows_match_duration(r, 32.0, 0.32) for r in (95, 96, 104, 105)] == [False, True, True, False]
+    assert rows_match_duration(1000, 325.0, 0.32) and not rows_match_duration(984, 325.0, 0.32)  # 3% of 1015.6
+    specs = [FeatureSpec("vggish", "audio", 2, file="{vid}_{name}.npy")]
+    records = []
+    for i, rows in enumerate((100, 95, 105)):
+        np.save(tmp_path / f"v{i}_vggish.npy", np.ones((rows, 2), np.float32))
+        records.append(VideoRecord(f"v{i}", (), 32.0, []))
+    counts = Counter()
+    cfg = DataConfig(dataset="unav100", root=str(tmp_path), features_dir=str(tmp_path), features=specs)
+    assert [name for name, _, _ in raw_samples(records, cfg, counts)] == ["v0", "v1", "v2"]
+    assert counts["feature_rows_off_duration"] == 2

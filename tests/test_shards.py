@@ -50,26 +50,24 @@ def test_read_back_equals_written(tmp_path):
         assert batch["meta"][i] == meta and batch["mask"][i].sum() == t
 
 
-def test_bad_keys_and_duplicates(tmp_path):
-    with pytest.raises(ShardError, match="duplicate sample key 's0000'"):
+def test_duplicate_and_empty_names(tmp_path):
+    with pytest.raises(ShardError, match="duplicate video 's0000'"):
         write_shards(list(toy_samples(2)) * 2, tmp_path, dataset="toy", split="train", classes=CLASSES,
                      features=FEATURES)
-    bad = [("a.b", *next(toy_samples(1))[1:])]
-    with pytest.raises(ShardError, match="keys may not"):
+    bad = [("", *next(toy_samples(1))[1:])]
+    with pytest.raises(ShardError, match="names must be non-empty"):
         write_shards(bad, tmp_path / "x", dataset="toy", split="train", classes=CLASSES, features=FEATURES)
 
 
-def test_youtube_ids_with_leading_underscores_round_trip(tmp_path):
-    """Real UnAV-100 ids start with '__' (e.g. __uEjp7_UDw) and LLP ids with '-': they shard
-    and stream back under their own keys; only '__name__' keys are refused."""
-    keys = ["__uEjp7_UDw", "_x9ZPGN2-Pc", "-0jeONf82dE_21_31"]
-    samples = [(k, f, m) for k, (_, f, m) in zip(keys, toy_samples(3))]
+def test_odd_names_round_trip(tmp_path):
+    """Real UnAV-100 ids start with '__' (e.g. __uEjp7_UDw), LLP ids with '-', five LLP names
+    contain '.'; a name that reads like WebDataset's own `__key__` field is a name too. Each
+    streams back under its own name, in the batch keys and in the meta."""
+    names = ["__uEjp7_UDw", "_x9ZPGN2-Pc", "-0jeONf82dE_21_31", "AKVyIQoSyBA_131.8_141.8", "__key__", "a%2Eb"]
+    samples = [(n, f, {**m, "vid": n}) for n, (_, f, m) in zip(names, toy_samples(len(names)))]
     write_shards(samples, tmp_path, dataset="toy", split="train", classes=CLASSES, features=FEATURES)
-    (batch,) = list(ShardStream(tmp_path, DataConfig(batch_size=3, num_workers=0), train=False))
-    assert sorted(batch["keys"]) == sorted(keys)
-    bad = [("__key__", *next(toy_samples(1))[1:])]
-    with pytest.raises(ShardError, match="__name__"):
-        write_shards(bad, tmp_path / "x", dataset="toy", split="train", classes=CLASSES, features=FEATURES)
+    (batch,) = list(ShardStream(tmp_path, DataConfig(batch_size=len(names), num_workers=0), train=False))
+    assert batch["keys"] == names and [m["vid"] for m in batch["meta"]] == names
 
 
 # ---- bad shards -------------------------------------------------------------------
@@ -109,14 +107,22 @@ def _drop(key):
     return lambda m: m.pop(key)
 
 
-BAD = {
-    "missing_key": (_drop("v.npy"), "missing feature key 'v.npy'"),
-    "bad_shape": (_set("a.npy", npy_bytes(np.zeros((3, 4), np.float32))), r"'a.npy' has shape \(3, 4\), manifest says \('T', 3\)"),
-    "bad_dtype": (_set("a.npy", npy_bytes(np.zeros((3, 3), np.float64))), "dtype float64, manifest says float32"),
-    "not_finite": (_set("v.npy", npy_bytes(np.array([[np.inf, 0.0]] * 3, np.float32))), "'v.npy' contains NaN or Inf"),
-    "unknown_label": (_set("json", json.dumps({"labels": ["c9"]}).encode()), r"labels \['c9'\] not in the class list"),
-    "refused_member": (_set("pyd", pickled_npy()), r"member '.pyd' refused"),
-    "bad_npy": (_set("a.npy", pickled_npy()), "'a.npy' is not a plain .npy array"),
+BAD = {  # case: (edit of sample s0001, the error it gets, the reason counted under on_error=skip)
+    "missing_key": (_drop("v.npy"), "missing feature key 'v.npy'", "missing_key"),
+    "bad_shape": (_set("a.npy", npy_bytes(np.zeros((3, 4), np.float32))),
+                  r"'a.npy' has shape \(3, 4\), manifest says \('T', 3\)", "bad_shape"),
+    "bad_dtype": (_set("a.npy", npy_bytes(np.zeros((3, 3), np.float64))), "dtype float64, manifest says float32",
+                  "bad_dtype"),
+    "not_finite": (_set("v.npy", npy_bytes(np.array([[np.inf, 0.0]] * 3, np.float32))), "'v.npy' contains NaN or Inf",
+                   "not_finite"),
+    "unknown_label": (_set("json", json.dumps({"labels": ["c9"]}).encode()), r"labels \['c9'\] not in the class list",
+                      "unknown_label"),
+    "refused_member": (_set("pyd", pickled_npy()), r"member '.pyd' refused", "refused_member"),
+    "pickled_npy": (_set("a.npy", pickled_npy()), "'a.npy' is not a plain .npy array", "bad_npy"),
+    "empty_npy": (_set("a.npy", b""), r"'a.npy' is not a plain .npy array \(EOFError", "bad_npy"),
+    "json_not_object": (_set("json", b"[1, 2]"), "'json' holds a list, not an object", "bad_json"),
+    "json_other_video": (_set("json", json.dumps({"labels": [], "vid": "s0002"}).encode()),
+                         "its 'json' names another video, 's0002'", "bad_key"),
 }
 
 
@@ -141,7 +147,7 @@ def test_bad_sample_is_counted_under_skip_policy(tmp_path, monkeypatch, kind):
     stream = ShardStream(folder, DataConfig(batch_size=3, num_workers=0, on_error="skip"), train=False)
     keys = [k for b in stream for k in b["keys"]]
     assert keys == ["s0000", "s0002"]
-    assert stream.last_report["skipped"] == 1 and stream.last_report["skipped_by_reason"] == {kind: 1}
+    assert stream.last_report["skipped"] == 1 and stream.last_report["skipped_by_reason"] == {BAD[kind][2]: 1}
     assert not (tmp_path / "UNPICKLED_MARKER").exists()
 
 

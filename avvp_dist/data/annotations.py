@@ -49,6 +49,7 @@ class Annotations:
     classes: list[str]
     splits: dict[str, list[VideoRecord]]
     quirks: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)  # quirk -> the first videos it concerns
 
     def split(self, name: str) -> list[VideoRecord]:
         if name not in self.splits:
@@ -57,7 +58,16 @@ class Annotations:
 
     def report(self) -> list[str]:
         """One line per counted quirk, for logs."""
-        return [f"{self.dataset}: {k}: {v}" for k, v in sorted(self.quirks.items()) if v]
+        return [f"{self.dataset}: {k}: {v}" + (f" (e.g. {', '.join(self.examples[k])})" if self.examples.get(k) else "")
+                for k, v in sorted(self.quirks.items()) if v]
+
+
+def note(quirks: Counter, examples: dict[str, list[str]], quirk: str, where: str, keep: int = 5) -> None:
+    """Counts one `quirk` and keeps `where` (a video, an event of it) among its first `keep` examples."""
+    quirks[quirk] += 1
+    names = examples.setdefault(quirk, [])
+    if len(names) < keep:
+        names.append(where)
 
 
 def segment_labels(events: list[Event], classes: list[str], num_segments: int,

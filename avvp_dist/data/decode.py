@@ -10,18 +10,22 @@ import json
 
 import numpy as np
 
+from avvp_dist.data.keys import decode_key
 from avvp_dist.data.shards import Manifest, ShardError
 
 DECODED = ("json", "npy")
 
 
 def decode_sample(raw: dict, manifest: Manifest, where: str) -> tuple[str, dict[str, np.ndarray], dict]:
-    """(key, {feature: (T, D) array}, meta) from WebDataset's grouped member dict.
+    """(video name, {feature: (T, D) array}, meta) from WebDataset's grouped member dict.
 
-    `raw` maps `__key__` to the key and each member suffix (`json`, `vggish.npy`)
-    to its bytes; `where` names the shard in errors.
+    `raw` maps `__key__` to the shard key and each member suffix (`json`, `vggish.npy`)
+    to its bytes; `where` names the shard in errors, which name the video by its name.
     """
-    key = raw.get("__key__", "?")
+    try:
+        key = decode_key(raw.get("__key__", ""))
+    except ValueError as e:
+        raise ShardError(f"{where}: {e}", "bad_key") from e
     at = f"{where}: sample {key!r}"
     for suffix in raw:
         if suffix.startswith("__"):
@@ -35,6 +39,10 @@ def decode_sample(raw: dict, manifest: Manifest, where: str) -> tuple[str, dict[
         meta = json.loads(raw["json"])
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ShardError(f"{at}: 'json' is not valid JSON ({e})", "bad_json") from e
+    if not isinstance(meta, dict):
+        raise ShardError(f"{at}: 'json' holds a {type(meta).__name__}, not an object of labels and meta", "bad_json")
+    if meta.get("vid", key) != key:
+        raise ShardError(f"{at}: its 'json' names another video, {meta['vid']!r}", "bad_key")
     known = set(manifest.classes)
     bad = [c for c in meta.get("labels", []) if c not in known]
     if not isinstance(meta.get("labels"), list) or bad:
@@ -46,8 +54,8 @@ def decode_sample(raw: dict, manifest: Manifest, where: str) -> tuple[str, dict[
             raise ShardError(f"{at}: missing feature key {name!r}", "missing_key")
         try:
             arr = np.load(io.BytesIO(raw[name]), allow_pickle=False)
-        except ValueError as e:
-            raise ShardError(f"{at}: {name!r} is not a plain .npy array ({e})", "bad_npy") from e
+        except (ValueError, EOFError, OSError) as e:  # a pickle, a bad header, an empty member
+            raise ShardError(f"{at}: {name!r} is not a plain .npy array ({type(e).__name__}: {e})", "bad_npy") from e
         if arr.dtype != np.dtype(manifest.dtype):
             raise ShardError(f"{at}: {name!r} has dtype {arr.dtype}, manifest says {manifest.dtype}", "bad_dtype")
         if arr.ndim != 2 or arr.shape[1] != f["dim"] or (f["steps"] and arr.shape[0] != f["steps"]) or not arr.shape[0]:

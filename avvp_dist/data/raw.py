@@ -27,13 +27,29 @@ def shard_features(specs: list[FeatureSpec]) -> list[dict]:
     return [{"name": s.name, "modality": s.modality, "dim": s.dim, "steps": s.out_steps} for s in specs]
 
 
+ROW_TOLERANCE = (4, 0.03)  # rows, fraction: a variable-length feature may differ from duration / hop by this
+
+
+def rows_match_duration(rows: int, duration: float, seconds_per_row: float) -> bool:
+    """Whether `rows` feature rows fit a video of `duration` s at `seconds_per_row`, within
+    `ROW_TOLERANCE`: max(4 rows, 3% of duration / seconds_per_row) either way (a clip
+    extractor's window of 16-24 frames at a stride of 8 drops 1-2 rows at the end, and
+    the modalities are trimmed to the shortest)."""
+    expected = duration / seconds_per_row
+    return abs(rows - expected) <= max(ROW_TOLERANCE[0], ROW_TOLERANCE[1] * expected)
+
+
 def raw_samples(records: list[VideoRecord], cfg: DataConfig, counts: Counter) -> Iterator[tuple[str, dict, dict]]:
-    """(key, features, meta) per video; a bad feature file raises, or under `on_error=skip`
-    is skipped and counted in `counts` (`skipped/<reason>`) with the file named in the log."""
+    """(name, features, meta) per video; a bad feature file raises, or under `on_error=skip`
+    is skipped and counted in `counts` (`skipped/<reason>`) with the file named in the log.
+    Variable-length features whose rows disagree with the video's duration (`rows_match_duration`)
+    are kept, counted (`feature_rows_off_duration`) and the first few named in the log."""
     import logging
 
     log = logging.getLogger(__name__)
     folder, specs = features_dir(cfg), cfg.feature_specs()
+    hop = data_spec(cfg.dataset).seconds_per_row
+    variable = any(not s.steps for s in specs)
     for rec in records:
         try:
             feats = read_video_features(rec.vid, specs, folder, cfg.id_chars, counts)
@@ -44,4 +60,10 @@ def raw_samples(records: list[VideoRecord], cfg: DataConfig, counts: Counter) ->
             counts[f"skipped/{reason}"] += 1
             log.warning("skipping video %s: %s", rec.vid, e)
             continue
+        rows = next(iter(feats.values())).shape[0]
+        if variable and not rows_match_duration(rows, rec.duration, hop):
+            counts["feature_rows_off_duration"] += 1
+            if counts["feature_rows_off_duration"] <= 5:
+                log.warning("video %s: %d feature rows, its duration %.2f s gives %.1f at %.2f s a row",
+                            rec.vid, rows, rec.duration, rec.duration / hop, hop)
         yield rec.vid, feats, rec.meta()

@@ -1,7 +1,8 @@
 """Deterministic WebDataset shard writer and the `manifest.json` that describes the shards.
 
-One sample per video: `<key>.json` (labels, events, duration) then one
-`<key>.<feature>.npy` per feature, in the manifest's feature order. Tar headers
+One sample per video: `<key>.json` (labels, events, duration, and the video's name as
+`vid`) then one `<key>.<feature>.npy` per feature, in the manifest's feature order; the
+key is the name encoded by `data.keys.encode_key` (real names contain '.'). Tar headers
 carry a fixed mtime, owner and mode, so the same input gives byte-identical shards.
 """
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+
+from avvp_dist.data.keys import encode_key
 
 MANIFEST = "manifest.json"
 FORMAT = "avvp_dist-shards/1"
@@ -119,13 +122,13 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def sample_members(key: str, features: dict[str, np.ndarray], meta: dict,
+def sample_members(name: str, features: dict[str, np.ndarray], meta: dict,
                    order: list[str], dtype: str) -> Iterator[tuple[str, bytes]]:
-    """(member name, bytes) of one sample, in the fixed order json, then features."""
-    # YouTube ids may start with '_' or '__' (real UnAV-100 ids do); only '__name__' keys are
-    # WebDataset's own fields
-    if not key or any(ch in key for ch in "./") or (key.startswith("__") and key.endswith("__")):
-        raise ShardError(f"sample key {key!r}: keys may not be empty, contain '.' or '/', or look like '__name__'")
+    """(member name, bytes) of video `name`'s sample, in the fixed order json, then features."""
+    try:
+        key = encode_key(name)
+    except ValueError as e:
+        raise ShardError(str(e)) from e
     yield f"{key}.json", json.dumps(meta, sort_keys=True).encode()
     for name in order:
         yield f"{key}.{name}.npy", npy_bytes(features[name].astype(dtype))
@@ -137,7 +140,7 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
                  progress: bool = False, total: int | None = None) -> Manifest:
     """Writes `<split>-NNNNN.tar` shards and `manifest.json` into `folder`.
 
-    `samples` yields (key, {feature name: (T, D) array}, meta). Each shard is written
+    `samples` yields (video name, {feature name: (T, D) array}, meta). Each shard is written
     to a temporary name and renamed when complete; the manifest is written last.
     """
     folder = Path(folder)
@@ -162,7 +165,7 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
 
     for key, feats, meta in samples:
         if key in seen:
-            raise ShardError(f"{folder}: duplicate sample key {key!r}")
+            raise ShardError(f"{folder}: duplicate video {key!r}")
         seen.add(key)
         if tar is None:
             tar = tarfile.open(folder / f"{split}-{len(shards):05d}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)

@@ -9,10 +9,11 @@ Events are audio-visual (`modality="av"`).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
-from avvp_dist.data.annotations import AnnotationError, Annotations, Event, VideoRecord
+from avvp_dist.data.annotations import AnnotationError, Annotations, Event, VideoRecord, note
 from avvp_dist.data.features import FeatureSpec
 
 UNAV_FEATURE_HOP_S = 0.32  # one feature row per 8 frames at 25 fps
@@ -66,33 +67,52 @@ def read_unav100_annotations(path: str | Path, classes: list[str] | None = None)
     classes = list(classes or UNAV100_CLASSES)
     index = {c: i for i, c in enumerate(classes)}
     quirks: Counter = Counter()
+    examples: dict[str, list[str]] = {}
     splits: dict[str, list[VideoRecord]] = {s: [] for s in SUBSETS.values()}
     for vid, entry in database.items():
         where = f"{path}: video {vid!r}"
-        if "." in vid or "/" in vid:
-            raise AnnotationError(f"{where}: video ids may not contain '.' or '/'")
+        if not vid or "/" in vid or "\0" in vid:  # names a feature file: {vid}_{feature}.npy
+            raise AnnotationError(f"{where}: video ids may not be empty or contain '/'")
+        if not isinstance(entry, dict):
+            raise AnnotationError(f"{where}: entry is a {type(entry).__name__}, expected an object "
+                                  "with duration, subset and annotations")
         subset = entry.get("subset")
         if subset not in SUBSETS:
             raise AnnotationError(f"{where}: subset {subset!r} is not one of {list(SUBSETS)}")
         duration = entry.get("duration")
-        if not isinstance(duration, (int, float)) or duration <= 0:
-            raise AnnotationError(f"{where}: duration {duration!r} is not a positive number")
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not math.isfinite(duration) \
+                or duration <= 0:
+            raise AnnotationError(f"{where}: duration {duration!r} is not a positive finite number")
+        anns = entry.get("annotations", [])
+        if not isinstance(anns, list):
+            raise AnnotationError(f"{where}: 'annotations' is a {type(anns).__name__}, expected a list")
         events = []
-        for ann in entry.get("annotations", []):
+        for n, ann in enumerate(anns):
+            if not isinstance(ann, dict):
+                raise AnnotationError(f"{where}: annotation {n} is a {type(ann).__name__}, expected an object "
+                                      "with segment, label and label_id")
             seg, label = ann.get("segment"), ann.get("label")
             if label not in index:
                 raise AnnotationError(f"{where}: label {label!r} is not in the class list")
             if ann.get("label_id") != index[label]:
                 raise AnnotationError(f"{where}: label {label!r} has label_id {ann.get('label_id')!r}, "
                                       f"expected {index[label]}")
-            if not (isinstance(seg, list) and len(seg) == 2 and all(isinstance(x, (int, float)) for x in seg)):
-                raise AnnotationError(f"{where}: segment {seg!r} is not [start_s, end_s]")
+            if not (isinstance(seg, list) and len(seg) == 2
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in seg)):
+                raise AnnotationError(f"{where}: annotation {n}: segment {seg!r} is not [start_s, end_s]")
             start, end = float(seg[0]), float(seg[1])
-            if end <= start:
-                quirks["empty_events"] += 1
+            event = f"{vid} {seg}"
+            if end < start:  # dropped, like every event that covers no time of the video
+                note(quirks, examples, "reversed_events_dropped", event)
+                continue
+            if end == start:
+                note(quirks, examples, "zero_length_events_dropped", event)
+                continue
+            if start >= duration or end <= 0:
+                note(quirks, examples, "events_outside_video_dropped", f"{event} of {duration} s")
                 continue
             if start < 0 or end > duration:
-                quirks["events_clipped_to_duration"] += 1
+                note(quirks, examples, "events_clipped_to_duration", f"{event} of {duration} s")
                 start, end = max(0.0, start), min(float(duration), end)
             events.append(Event(label, "av", start, end))
         quirks["events"] += len(events)
@@ -103,4 +123,4 @@ def read_unav100_annotations(path: str | Path, classes: list[str] | None = None)
     for split, records in splits.items():
         if not records:
             raise AnnotationError(f"{path}: empty split {split!r}")
-    return Annotations("unav100", classes, splits, quirks)
+    return Annotations("unav100", classes, splits, quirks, examples)
