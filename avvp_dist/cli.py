@@ -142,7 +142,7 @@ def cmd_parse(args) -> None:
     from avvp_dist.eval.parse import VideoParser
 
     paths = dict(item.split("=", 1) for item in args.features)
-    print(json.dumps(VideoParser(args.checkpoint, args.protocol).parse_files(paths), indent=1))
+    print(json.dumps(VideoParser(args.checkpoint, args.protocol).parse_video(paths, args.video), indent=1))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -186,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("parse", help="parse one video: feature files in, events (JSON) out")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--protocol", default="han")
+    s.add_argument("--video", help="the video's name in the output (default: from the first file's path)")
     s.add_argument("features", nargs="+", help="name=path.npy for each feature the model needs")
     return p
 

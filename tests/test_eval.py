@@ -55,21 +55,87 @@ def test_eval_command_writes_metrics_tables_and_plots(tmp_path, capsys):
     assert len(pngs) == 2 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def known_output_model(model: AVVPModel, on: list[int]) -> AVVPModel:
+    """The classifier reads nothing and says yes to the classes `on` only (bias +8 / -8): every
+    segment of every modality has P = sigmoid(8) for them, and the attentive pooling of a
+    constant is that constant, so p = P too; the parse is known."""
+    with torch.no_grad():
+        model.head.classifier.weight.zero_()
+        model.head.classifier.bias.fill_(-8.0)
+        model.head.classifier.bias[on] = 8.0
+    return model
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_parse_one_video(tmp_path, capsys):
+    """A model built to say Dog and Violin over the whole clip, in both modalities: the parse
+    is exactly those four events, under the video's name."""
+    from avvp_dist.model.checkpoint import load_model
+
     ckpt = _dataset(tmp_path, "llp", SMALL_DIMS, n_test=3)
+    model, meta = load_model(ckpt)
+    classes = meta["classes"]
+    save_model(known_output_model(model, [classes.index("Dog"), classes.index("Violin_fiddle")]), ckpt, classes, "llp")
     feats = sorted((tmp_path / "raw" / "features" / "vggish").glob("*.npy"))[0].name
     paths = [f"{n}={tmp_path / 'raw' / 'features' / n / feats}" for n in ("vggish", "res152", "r2plus1d_18")]
     # the model was saved with the synthetic sizes; res152 is pooled 80 -> 10 like the shard writer does
     capsys.readouterr()
     assert main(["parse", "--checkpoint", str(ckpt), *paths]) == 0
-    events = json.loads(capsys.readouterr().out)
-    assert isinstance(events, list)
-    for e in events:
-        assert set(e) == {"class", "modality", "start", "end", "score"} and 0 <= e["start"] < e["end"] <= 10
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["video"] == feats[:-4] and all(0.99 < e.pop("score") <= 1 for e in doc["events"])
+    assert doc["events"] == [{"class": c, "modality": m, "start": 0.0, "end": 10.0}
+                             for m in ("audio", "visual") for c in ("Dog", "Violin_fiddle")]
+    assert main(["parse", "--checkpoint", str(ckpt), "--video", "AKVyIQoSyBA_131.8_141.8", *paths]) == 0
+    assert json.loads(capsys.readouterr().out)["video"] == "AKVyIQoSyBA_131.8_141.8"
     assert main(["parse", "--checkpoint", str(ckpt), paths[0]]) == 2
     assert "missing feature 'res152'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    # 9 VGGish rows with 79 ResNet frames parsed to 40 events over 9 segments before
+    ({"vggish": (9, 8), "res152": (79, 16)}, r"vggish/v\.npy: 9 rows, expected 10 for feature 'vggish'"),
+    ({"res152": (79, 16)}, r"res152/v\.npy: 79 rows, expected 80 \(10 segments of 8 frames\)"),
+    ({"r2plus1d_18": (10,)}, r"r2plus1d_18/v\.npy: shape \(10,\), expected \(T, 8\)"),
+])
+def test_parse_refuses_files_that_do_not_fit(tmp_path, capsys, edit, fragment):
+    import numpy as np
+
+    torch.manual_seed(0)
+    feats = [{"name": n, "modality": "audio" if n == "vggish" else "visual", "dim": d, "steps": 10}
+             for n, d in SMALL_DIMS.items()]
+    save_model(AVVPModel(feats, 25, ModelConfig(d_model=16, ffn_dim=16, embed_dim=0)), tmp_path / "m.pt",
+               [f"c{i}" for i in range(25)], "llp")
+    shapes = {"vggish": (10, 8), "res152": (80, 16), "r2plus1d_18": (10, 8), **edit}
+    for n, shape in shapes.items():
+        (tmp_path / n).mkdir()
+        np.save(tmp_path / n / "v.npy", np.zeros(shape, np.float32))
+    assert main(["parse", "--checkpoint", str(tmp_path / "m.pt"), *(f"{n}={tmp_path / n / 'v.npy'}" for n in shapes)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("avvp-dist parse: error: ") and __import__("re").search(fragment, err), err
+
+
+def test_parse_refuses_variable_length_files_far_apart(tmp_path):
+    """UnAV-100 features: a few rows apart are trimmed, as the shard writer does; more is an error."""
+    import numpy as np
+
+    from avvp_dist.data.features import FeatureError
+    from avvp_dist.eval.parse import VideoParser
+
+    feats = [{"name": n, "modality": "audio" if n == "vggish" else "visual", "dim": 8, "steps": 0}
+             for n in SMALL_DIMS_UNAV]
+    save_model(AVVPModel(feats, 100, ModelConfig(d_model=16, ffn_dim=16, embed_dim=0)), tmp_path / "m.pt",
+               [f"c{i}" for i in range(100)], "unav100")
+    parser = VideoParser(tmp_path / "m.pt")
+    for rows in ((50, 48, 46), (50, 48, 45)):
+        for n, r in zip(SMALL_DIMS_UNAV, rows):
+            np.save(tmp_path / f"__x.y_{n}.npy", np.zeros((r, 8), np.float32))
+        paths = {n: tmp_path / f"__x.y_{n}.npy" for n in SMALL_DIMS_UNAV}
+        if rows[-1] == 46:
+            assert parser.parse_video(paths)["video"] == "__x.y"
+        else:
+            with pytest.raises(FeatureError, match="different lengths .*__x.y_vggish.npy: 50 rows.*: 45 rows"):
+                parser.parse_files(paths)
 
 
 def test_checkpoint_with_other_classes_is_refused(tmp_path):

@@ -46,6 +46,18 @@ def feature_path(features_dir: Path, spec: FeatureSpec, vid: str, id_chars: int)
     return Path(features_dir) / spec.file.format(name=spec.name, vid=vid, id=vid[:id_chars])
 
 
+def video_from_path(spec: FeatureSpec, path: str | Path) -> str | None:
+    """The video name (or id prefix) a feature file's path encodes under `spec.file`:
+    `{vid}_{name}.npy` gives the full name, `{name}/{id}.npy` the id; None if it does not match."""
+    import re
+
+    parts = Path(path).parts[-(spec.file.count("/") + 1):]
+    pattern = re.escape(spec.file).replace(r"\{name\}", re.escape(spec.name))
+    pattern = pattern.replace(r"\{vid\}", "(?P<vid>.+)").replace(r"\{id\}", "(?P<id>.+)")
+    m = re.fullmatch(pattern, "/".join(parts))
+    return (m.groupdict().get("vid") or m.groupdict().get("id")) if m else None
+
+
 def load_array(path: Path) -> np.ndarray:
     """`np.load` with pickle off; an object array or a non-npy file is a `FeatureError`."""
     if not path.is_file():
@@ -56,37 +68,56 @@ def load_array(path: Path) -> np.ndarray:
         raise FeatureError(f"{path}: not a plain .npy array ({e})") from e
 
 
-def read_video_features(vid: str, specs: list[FeatureSpec], features_dir: str | Path,
-                        id_chars: int = 11, counts: Counter | None = None) -> dict[str, np.ndarray]:
-    """`{name: (T, D) float32}` for one video, every feature trimmed to the shortest T.
+MAX_ROWS_APART = 4  # variable-length features of one video may differ by this many rows (trimmed to the shortest)
 
-    Fixed-length features must have exactly `spec.steps` rows; `spec.pool` averages
-    groups of rows. Variable-length features (UnAV-100) may differ by a few rows
-    between modalities: all are trimmed to the shortest, counted in `counts`.
+
+def read_feature(path: Path, spec: FeatureSpec) -> np.ndarray:
+    """One feature file as (T, D) float32, checked against `spec` and pooled; else a `FeatureError` naming it.
+
+    Fixed-length features must have exactly `spec.steps` rows (res152: 80 frames, pooled to
+    10 segments); `spec.pool` averages groups of rows.
     """
-    out = {}
-    for spec in specs:
-        path = feature_path(Path(features_dir), spec, vid, id_chars)
-        arr = load_array(path)
-        if arr.ndim != 2 or arr.shape[1] != spec.dim:
-            raise FeatureError(f"{path}: shape {arr.shape}, expected (T, {spec.dim}) for feature {spec.name!r}")
-        if spec.steps and arr.shape[0] != spec.steps:
-            raise FeatureError(f"{path}: {arr.shape[0]} rows, expected {spec.steps} for feature {spec.name!r}")
-        if arr.shape[0] == 0:
-            raise FeatureError(f"{path}: no rows")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise FeatureError(f"{path}: dtype {arr.dtype}, expected floating point")
-        arr = arr.astype(np.float32)
-        if not np.isfinite(arr).all():
-            raise FeatureError(f"{path}: contains NaN or Inf")
-        if spec.pool > 1:
-            arr = arr[: arr.shape[0] // spec.pool * spec.pool].reshape(-1, spec.pool, spec.dim).mean(1)
-        out[spec.name] = arr
-    lengths = {a.shape[0] for a in out.values()}
-    if len(lengths) > 1:
-        t = min(lengths)
+    arr = load_array(path)
+    if arr.ndim != 2 or arr.shape[1] != spec.dim:
+        raise FeatureError(f"{path}: shape {arr.shape}, expected (T, {spec.dim}) for feature {spec.name!r}")
+    if spec.steps and arr.shape[0] != spec.steps:
+        pooled = f" ({spec.steps // spec.pool} segments of {spec.pool} frames)" if spec.pool > 1 else ""
+        raise FeatureError(f"{path}: {arr.shape[0]} rows, expected {spec.steps}{pooled} for feature {spec.name!r}")
+    if arr.shape[0] == 0:
+        raise FeatureError(f"{path}: no rows")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise FeatureError(f"{path}: dtype {arr.dtype}, expected floating point")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise FeatureError(f"{path}: contains NaN or Inf")
+    if spec.pool > 1:
+        arr = arr[: arr.shape[0] // spec.pool * spec.pool].reshape(-1, spec.pool, spec.dim).mean(1)
+    return arr
+
+
+def common_length(feats: dict[str, np.ndarray], paths: dict[str, Path],
+                  counts: Counter | None = None) -> dict[str, np.ndarray]:
+    """Every feature of one video trimmed to the shortest, when they differ by at most
+    `MAX_ROWS_APART` rows (counted in `counts`); further apart is a `FeatureError` naming the files."""
+    lengths = {name: a.shape[0] for name, a in feats.items()}
+    t = min(lengths.values())
+    if max(lengths.values()) - t > MAX_ROWS_APART:
+        raise FeatureError("feature files of different lengths (after pooling): " + ", ".join(
+            f"{paths[n]}: {r} rows" for n, r in lengths.items()) + f"; at most {MAX_ROWS_APART} apart are trimmed")
+    if max(lengths.values()) > t:
         if counts is not None:
             counts["videos_trimmed_to_shortest_feature"] += 1
-            counts["feature_rows_trimmed"] += sum(a.shape[0] - t for a in out.values())
-        out = {k: a[:t] for k, a in out.items()}
-    return out
+            counts["feature_rows_trimmed"] += sum(r - t for r in lengths.values())
+        feats = {k: a[:t] for k, a in feats.items()}
+    return feats
+
+
+def read_video_features(vid: str, specs: list[FeatureSpec], features_dir: str | Path,
+                        id_chars: int = 11, counts: Counter | None = None) -> dict[str, np.ndarray]:
+    """`{name: (T, D) float32}` for one video (`read_feature` each, then `common_length`).
+
+    Variable-length features (UnAV-100) may differ by a few rows between modalities:
+    all are trimmed to the shortest, counted in `counts`.
+    """
+    paths = {spec.name: feature_path(Path(features_dir), spec, vid, id_chars) for spec in specs}
+    return common_length({spec.name: read_feature(paths[spec.name], spec) for spec in specs}, paths, counts)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avvp_dist.data.features import load_array
+from avvp_dist.data.features import FeatureError, FeatureSpec, common_length, read_feature, video_from_path
 from avvp_dist.eval.datasets import dataset_spec
 from avvp_dist.eval.detection import DetectionConfig
 from avvp_dist.eval.protocol import protocol
@@ -15,7 +15,7 @@ from avvp_dist.model.checkpoint import load_model
 
 
 class VideoParser:
-    """>>> VideoParser("best_teacher.pt").parse_files({"vggish": "a.npy", "res152": "b.npy", ...})"""
+    """>>> VideoParser("best_teacher.pt").parse_video({"vggish": "a.npy", "res152": "b.npy", ...})"""
 
     def __init__(self, checkpoint: str | Path, protocol_name: str = "han", detection: DetectionConfig | None = None):
         self.model, self.meta = load_model(checkpoint)
@@ -26,21 +26,37 @@ class VideoParser:
         self.spec = dataset_spec(self.dataset)
         self.specs = {s.name: s for s in self.spec.data.features}
 
+    def feature_spec(self, feature: dict) -> FeatureSpec:
+        """The on-disk layout of one of the model's features: the dataset's published one
+        (frames per segment, fixed rows) at the model's width; a feature of another name: (T, dim)."""
+        spec = self.specs.get(feature["name"])
+        if spec is not None:
+            return replace(spec, dim=feature["dim"])
+        return FeatureSpec(feature["name"], feature["modality"], feature["dim"])
+
     def parse_files(self, paths: dict[str, str | Path]) -> list[dict]:
-        """Reads `.npy` files (pickle off), pools them like the shard writer, and parses."""
-        feats = {}
-        for f in self.model.features:
-            if f["name"] not in paths:
-                raise ValueError(f"missing feature {f['name']!r}: the model needs {[x['name'] for x in self.model.features]}")
-            arr = load_array(Path(paths[f["name"]])).astype(np.float32)
-            spec = self.specs.get(f["name"])
-            if spec is not None and spec.pool > 1 and spec.steps and arr.shape[0] == spec.steps:
-                arr = arr.reshape(-1, spec.pool, arr.shape[1]).mean(1)
-            if arr.ndim != 2 or arr.shape[1] != f["dim"]:
-                raise ValueError(f"{paths[f['name']]}: shape {arr.shape}, the model expects (T, {f['dim']})")
-            feats[f["name"]] = arr
-        t = min(a.shape[0] for a in feats.values())
-        return self.parse({k: v[:t] for k, v in feats.items()})
+        """Reads `.npy` files (pickle off), checks and pools them as the shard writer does, and
+        parses. A missing feature, a file of the wrong shape or row count, or files of
+        different lengths is a `FeatureError` (a `ValueError`) naming the files."""
+        wanted = [f["name"] for f in self.model.features]
+        missing = [n for n in wanted if n not in paths]
+        if missing:
+            raise FeatureError(f"missing feature {missing[0]!r}: the model needs {wanted}")
+        files = {f["name"]: Path(paths[f["name"]]) for f in self.model.features}
+        feats = {f["name"]: read_feature(files[f["name"]], self.feature_spec(f)) for f in self.model.features}
+        return self.parse(common_length(feats, files))
+
+    def parse_video(self, paths: dict[str, str | Path], video: str | None = None) -> dict:
+        """What `avvp-dist parse` prints: {"video": name, "events": [...]}. The name is
+        `video`, else what the first file's path says under the dataset's file layout
+        (`{vid}_{name}.npy`: the full name; LLP's `{name}/{id}.npy`: the 11-character id),
+        else that file's stem."""
+        events = self.parse_files(paths)
+        if video is None:
+            first = self.model.features[0]
+            path = Path(paths[first["name"]])
+            video = video_from_path(self.feature_spec(first), path) or path.stem
+        return {"video": video, "events": events}
 
     @torch.no_grad()
     def parse(self, features: dict[str, np.ndarray]) -> list[dict]:

@@ -68,7 +68,7 @@ def write_outputs(result: dict, out_dir: str | Path, plots: int = 0) -> Path:
         for i in range(min(plots, len(pred["keys"]))):
             key = pred["keys"][i]
             ga, gv, pa, pv = spec.timeline(rep, pred, i, classes)
-            plot_timeline(out / "plots" / name / f"{key}.png", f"{key} ({name})", classes, ga, gv, pa, pv,
+            plot_timeline(out / "plots" / name / f"{key.replace('/', '%2F')}.png", f"{key} ({name})", classes, ga, gv, pa, pv,
                           spec.data.seconds_per_row)
     return out / "metrics.json"
 
