@@ -55,7 +55,9 @@ def test_a_third_dataset_is_one_spec(tmp_path):
     assert "video_f1" in json.loads((run / "eval_val" / "metrics.json").read_text())["models"]["s"]["metrics"]
     parse = toy("parse", "--checkpoint", str(run / "best_student.pt"),
                 *(f"{n}={raw / 'features' / n / 'test-000.npy'}" for n in ("mic", "cam")), cwd=tmp_path)
-    events = json.loads(parse.stdout)
+    doc = json.loads(parse.stdout)
+    events = doc["events"]
+    assert doc["video"] == "test-000"  # the toy's file layout {name}/{vid}.npy names the video
     labels = json.loads((raw / "toy.json").read_text())["test-000"]["labels"]
     assert {e["class"] for e in events} == set(labels)  # the spec's events: whole-video, 6 rows of 2 s
     assert all(e["start"] == 0.0 and e["end"] == 12.0 and e["modality"] == "audio-visual" for e in events)
