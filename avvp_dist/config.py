@@ -2,12 +2,14 @@
 
 Each component owns its dataclass next to its code (`DataConfig` in `data/`,
 `SynthConfig` in `data/synth.py`, ...). This module builds them from nested dicts
-with strict checking: an unknown key or a value of the wrong type is a
-`ConfigError` naming the dotted key, raised before any work starts.
+with strict checking: an unknown key, a value of the wrong type, a non-finite
+number or a value outside its range (`RULES`) is a `ConfigError` naming the dotted
+key and the value, raised at load, before any work starts.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -21,6 +23,7 @@ from avvp_dist.data.config import DataConfig
 from avvp_dist.data.synth import SynthConfig
 from avvp_dist.engine.config import TrainConfig
 from avvp_dist.eval.config import EvalConfig
+from avvp_dist.eval.protocol import PRESETS
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
 
@@ -95,10 +98,14 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 (PyYAML) reads 2e-3 as a string; 2.0e-3 as a number
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
+            number = float(value)
+        elif isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            number = float(value)  # YAML 1.1 (PyYAML) reads 2e-3 as a string; 2.0e-3 as a number
+        else:
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(number):  # YAML's .nan / .inf, or 1e999
+            raise ConfigError(f"{key}: {value!r} is not a finite number")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -122,6 +129,51 @@ def build(cls: type, values: dict, prefix: str = "") -> Any:
         raise
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{prefix or cls.__name__}: {e}") from e
+
+
+def _in(lo: float, hi: float, closed_lo: bool = True, closed_hi: bool = True):
+    def ok(v):
+        return (lo <= v if closed_lo else lo < v) and (v <= hi if closed_hi else v < hi)
+    return ok, f"must lie in {'[' if closed_lo else '('}{lo}, {hi}{']' if closed_hi else ')'}"
+
+
+_AT_LEAST_0 = (lambda v: v >= 0, "must be >= 0")
+_POSITIVE = (lambda v: v > 0, "must be > 0")
+_UNIT = _in(0, 1)
+# dotted key -> (check, what it requires): ranges the component dataclasses leave open
+RULES = {
+    "method.teacher.decay": _in(0, 1, closed_hi=False),
+    "method.cma.temperature": _POSITIVE,
+    "method.pseudo.rho": _in(0, 1, closed_lo=False),
+    "method.pseudo.gamma": _POSITIVE,
+    **{f"method.{k}": _UNIT for k in ("pseudo.tau_min", "pseudo.tau_low", "refine.ratio_visual", "refine.ratio_audio",
+                                      "weak.audio_smoothing", "weak.visual_smoothing")},  # thresholds, label values
+    **{f"method.{k}": _AT_LEAST_0 for k in ("pseudo.weight", "cma.weight", "cma.nce_weight",  # loss weights
+                                            "ramp_start", "ramp_steps")},
+    **{f"train.{k}": _AT_LEAST_0 for k in ("eval_every", "checkpoint_every", "threads", "warmup_steps",
+                                           "weight_decay", "grad_clip", "plots")},
+    "train.dist_timeout_s": _POSITIVE,
+    "train.protocol": (lambda v: v in PRESETS, f"must be one of {sorted(PRESETS)}"),
+    "seed": _AT_LEAST_0,
+}
+
+
+def _get(cfg: Any, key: str) -> Any:
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """`RULES`, then the rules across sections; a `ConfigError` naming the key and the value."""
+    for key, (ok, requirement) in RULES.items():
+        value = _get(cfg, key)
+        if not ok(value):
+            raise ConfigError(f"{key}: {value!r} {requirement}")
+    if cfg.method.cma.enabled and cfg.model.embed_dim == 0:
+        raise ConfigError("method.cma.enabled: true needs the CMA embedding head, but model.embed_dim is 0 "
+                          "(set model.embed_dim > 0, or method.cma.enabled=false)")
+    return cfg
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -164,4 +216,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
             raise ConfigError(f"config file {path} must hold a mapping at top level")
     for text in overrides:
         merge(values, *parse_override(text))
-    return build(cls, values)
+    cfg = build(cls, values)
+    return validate(cfg) if isinstance(cfg, RunConfig) else cfg

@@ -81,3 +81,43 @@ def test_scientific_notation_is_a_number():
         load_config(None, ["train.lr=fast"])
     with pytest.raises(ConfigError, match="train.max_steps: expected an integer"):
         load_config(None, ["train.max_steps=1e3"])
+
+
+@pytest.mark.parametrize("override, message", [
+    # non-finite floats anywhere (YAML's .nan / .inf, a literal that overflows)
+    ("train.lr=.nan", "train.lr: nan is not a finite number"),
+    ("method.cma.weight=.inf", "method.cma.weight: inf is not a finite number"),
+    ("eval.detection.fractions=[0.5, .nan]", r"eval.detection.fractions\[1\]: nan is not a finite number"),
+    ("method.pseudo.gamma=1e999", "method.pseudo.gamma: '1e999' is not a finite number"),
+    # ranges
+    ("method.teacher.decay=1.0", r"method.teacher.decay: 1.0 must lie in \[0, 1\)"),
+    ("method.teacher.decay=-0.1", r"method.teacher.decay: -0.1 must lie in \[0, 1\)"),
+    ("method.cma.temperature=0", "method.cma.temperature: 0.0 must be > 0"),
+    ("method.pseudo.rho=0", r"method.pseudo.rho: 0.0 must lie in \(0, 1\]"),
+    ("method.pseudo.rho=1.5", r"method.pseudo.rho: 1.5 must lie in \(0, 1\]"),
+    ("method.pseudo.tau_min=1.2", r"method.pseudo.tau_min: 1.2 must lie in \[0, 1\]"),
+    ("method.pseudo.tau_low=-0.1", r"method.pseudo.tau_low: -0.1 must lie in \[0, 1\]"),
+    ("method.refine.ratio_visual=2", r"method.refine.ratio_visual: 2.0 must lie in \[0, 1\]"),
+    ("method.pseudo.weight=-1", "method.pseudo.weight: -1.0 must be >= 0"),
+    ("method.cma.weight=-0.1", "method.cma.weight: -0.1 must be >= 0"),
+    ("method.cma.nce_weight=-1", "method.cma.nce_weight: -1.0 must be >= 0"),
+    ("train.eval_every=-1", "train.eval_every: -1 must be >= 0"),
+    ("train.checkpoint_every=-5", "train.checkpoint_every: -5 must be >= 0"),
+    ("train.threads=-2", "train.threads: -2 must be >= 0"),
+    ("seed=-1", "seed: -1 must be >= 0"),
+    # a typo in the protocol is refused at load, not at the first validation
+    ("train.protocol=hann", r"train.protocol: 'hann' must be one of \['han', "),
+])
+def test_each_config_rule_names_key_and_value(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_cma_needs_its_embedding_head():
+    with pytest.raises(ConfigError, match="method.cma.enabled: true needs the CMA embedding head, but model.embed_dim is 0"):
+        load_config(None, ["model.embed_dim=0"])
+    assert load_config(None, ["model.embed_dim=0", "method.cma.enabled=false"]).model.embed_dim == 0
+    # the defaults and every shipped config pass
+    from pathlib import Path
+    for path in sorted((Path(__file__).resolve().parents[1] / "recipes" / "configs").glob("*.yaml")):
+        load_config(path)
