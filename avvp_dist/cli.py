@@ -20,6 +20,7 @@ from avvp_dist.data.features import FeatureError
 from avvp_dist.data.raw import raw_samples, read_annotations, shard_features
 from avvp_dist.data.shards import Manifest, ShardError, write_shards
 from avvp_dist.data.synth import SYNTH_VERSION, synthesize
+from avvp_dist.model.checkpoint import CheckpointError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "recipes" / "configs" / "llp_synth.yaml"
 
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd_eval(cfg, args)
         elif args.command == "submit":
             return cmd_submit(cfg, args, overrides)
-    except (ConfigError, AnnotationError, FeatureError, ShardError) as e:
+    except (ConfigError, AnnotationError, FeatureError, ShardError, CheckpointError) as e:
         print(f"avvp-dist {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,8 @@
 # rank saves its part of a checkpoint at the next step and exits with code 3 (rank 0 leaves
 # RUN_DIR/PREEMPTED); this script then requeues the job, which resumes from that checkpoint
 # (train.resume=auto; the run folder is keyed by the job id, which a requeue keeps).
+# SIGTERM (scancel, or SLURM's own preemption, which requeues by itself) also saves a
+# checkpoint; the ranks exit with code 143 and this script does not requeue.
 # Environment: RUN_DIR (default runs/<job name>-<job id>), PYTHON (default: python on PATH).
 # Logs: the batch output (slurm-<name>-<id>.out where submitted), and per task
 # RUN_DIR/logs/<job id>-task<rank>.log.
@@ -97,6 +99,9 @@ if [ -f "$RUN_DIR/PREEMPTED" ]; then
   say "every rank saved a checkpoint after the preemption signal ($(head -n 1 "$RUN_DIR/PREEMPTED")): requeueing job $SLURM_JOB_ID"
   scontrol requeue "$SLURM_JOB_ID" && exit 0
   say "scontrol requeue failed: resubmit with RUN_DIR=$RUN_DIR to resume"; exit 3
+elif [ $rc = 143 ]; then
+  say "stopped by SIGTERM after a checkpoint; not requeued (resume with RUN_DIR=$RUN_DIR, train.resume=auto)"
+  exit 143
 elif [ $rc = 0 ]; then
   say "training finished; outputs in $RUN_DIR"
 else

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from avvp_dist.engine.record import history
+from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED
 from avvp_dist.model.checkpoint import load_model
-from train_helpers import losses, make_shards, run, train_cmd
+from train_helpers import launch_ranks, losses, make_shards, run, train_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[1]
@@ -64,13 +66,29 @@ def _params(path: Path) -> dict:
     return dict(load_model(path)[0].state_dict())
 
 
-def test_exact_resume_after_sigkill(shards, tmp_path):
-    steps = ["train.max_steps=300", "train.checkpoint_every=100", "train.log_every=1"]
-    straight = tmp_path / "straight"
-    out = run(train_cmd(2, straight, shards, *steps))
+STEPS = ["train.max_steps=300", "train.checkpoint_every=100", "train.eval_every=100", "train.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def reference(shards, tmp_path_factory) -> Path:
+    """One uninterrupted 2-rank run of STEPS: what every interrupted-and-resumed run must equal."""
+    straight = tmp_path_factory.mktemp("reference") / "straight"
+    out = run(train_cmd(2, straight, shards, *STEPS))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return straight
+
+
+def _same_final_parameters(a: Path, b: Path) -> None:
+    for name in ("student", "teacher"):
+        pa, pb = _params(a / f"final_{name}.pt"), _params(b / f"final_{name}.pt")
+        assert pa.keys() == pb.keys()
+        for k in pa:
+            assert torch.equal(pa[k], pb[k]), (name, k)
+
+
+def test_exact_resume_after_sigkill(shards, reference, tmp_path):
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(train_cmd(2, killed, shards, *steps), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(train_cmd(2, killed, shards, *STEPS), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
         _wait_for(lambda: (killed / "checkpoints" / "step_0000100" / "COMPLETE").is_file(), 200, proc)
@@ -79,16 +97,89 @@ def test_exact_resume_after_sigkill(shards, tmp_path):
     finally:
         _kill_tree(proc.pid)
     assert not (killed / "final_student.pt").exists(), "the job finished before it was killed"
-    out = run(train_cmd(2, killed, shards, *steps, "train.resume=auto"))
+    out = run(train_cmd(2, killed, shards, *STEPS, "train.resume=auto"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     resumed_at = int(out.stdout.split("resumed from ")[1].split(" at step ")[1].split()[0])
     assert resumed_at in (100, 200)
-    a, b = losses(straight), losses(killed)
+    a, b = losses(reference), losses(killed)
     assert sorted(a) == list(range(1, 301)) and a == b, "per-step losses differ"
-    for name in ("student", "teacher"):
-        pa, pb = _params(straight / f"final_{name}.pt"), _params(killed / f"final_{name}.pt")
-        for k in pa:
-            assert torch.equal(pa[k], pb[k]), (name, k)
+    _same_final_parameters(reference, killed)
+    starts = [e for e in history(killed) if e["event"] == "start"]
+    assert [e["step"] for e in starts] == [0, resumed_at] and starts[1]["reason"].startswith("crash")
+
+
+def test_best_checkpoint_holds_the_best_validation_step(reference):
+    from avvp_dist.engine.logger import read_records
+
+    vals = [r for r in read_records(reference / "metrics.jsonl") if r["kind"] == "val/teacher"]
+    assert [r["step"] for r in vals] == [100, 200, 300]
+    best = max(vals, key=lambda r: r["score"])  # the first of equal scores, as the trainer keeps it
+    meta = load_model(reference / "best_teacher.pt")[1]
+    assert meta["extra"]["step"] == best["step"] and meta["extra"]["seg_type"] == pytest.approx(best["score"])
+    best_params = _params(reference / "best_teacher.pt")
+    if best["step"] != 300:  # not the final model, so the check above is not about the last one
+        assert any(not torch.equal(v, _params(reference / "final_teacher.pt")[k]) for k, v in best_params.items())
+
+
+def _signal_rank_once_training(procs, run_dir: Path, rank: int, signum: int) -> list[str]:
+    """Waits for a few logged steps, sends `signum` to one rank only, returns every rank's output."""
+    try:
+        _wait_for(lambda: (run_dir / "metrics.jsonl").is_file() and
+                  (run_dir / "metrics.jsonl").read_text().count("\n") >= 5, 200, procs[0])
+        os.kill(procs[rank].pid, signum)
+        return [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            _kill_tree(p.pid)
+
+
+def test_preemption_signal_saves_on_all_ranks_and_resumes_bit_identical(shards, reference, tmp_path):
+    run_dir = tmp_path / "p"
+    procs = launch_ranks(2, run_dir, shards, *STEPS)
+    outputs = _signal_rank_once_training(procs, run_dir, 1, signal.SIGUSR2)  # only rank 1: the ranks must agree
+    assert [p.returncode for p in procs] == [EXIT_PREEMPTED] * 2, outputs
+    assert "preempted at step" in outputs[0], outputs[0][-3000:]
+    step = int(outputs[0].split("preempted at step ")[1].split(":")[0])
+    assert step < 300, "the run ended before the signal"
+    ckpt = run_dir / "checkpoints" / f"step_{step:07d}"
+    assert (ckpt / "COMPLETE").is_file() and (ckpt / "rank_0.pt").is_file() and (ckpt / "rank_1.pt").is_file()
+    assert (run_dir / "PREEMPTED").read_text().startswith(f"step {step}\n")  # what slurm/train.sh requeues on
+    out = run(train_cmd(2, run_dir, shards, *STEPS, "train.resume=auto"))
+    assert out.returncode == 0 and f"at step {step}" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
+    assert not (run_dir / "PREEMPTED").exists()
+    _same_final_parameters(reference, run_dir)
+    events = history(run_dir)
+    assert [(e["event"], e.get("status")) for e in events] == [
+        ("start", None), ("end", "preempted"), ("start", None), ("end", "finished")]
+    assert events[2]["reason"] == "preemption" and events[2]["step"] == step
+
+
+def test_sigterm_saves_a_checkpoint_and_does_not_ask_for_a_requeue(shards, tmp_path):
+    run_dir = tmp_path / "t"
+    procs = launch_ranks(2, run_dir, shards, "train.max_steps=100000", "train.log_every=1")
+    outputs = _signal_rank_once_training(procs, run_dir, 0, signal.SIGTERM)
+    assert [p.returncode for p in procs] == [EXIT_TERMINATED] * 2, outputs
+    assert "terminated (SIGTERM) at step" in outputs[0], outputs[0][-3000:]
+    step = int(outputs[0].split("terminated (SIGTERM) at step ")[1].split(":")[0])
+    assert (run_dir / "checkpoints" / f"step_{step:07d}" / "COMPLETE").is_file()
+    assert not (run_dir / "PREEMPTED").exists()
+    assert history(run_dir)[-1] == {**history(run_dir)[-1], "event": "end", "status": "terminated", "step": step}
+
+
+def test_exact_resume_under_zero2(shards, tmp_path):
+    steps = ["train.zero_stage=2", "train.max_steps=120", "train.checkpoint_every=0", "train.log_every=1"]
+    straight = tmp_path / "straight"
+    out = run(train_cmd(2, straight, shards, *steps))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = tmp_path / "p"
+    procs = launch_ranks(2, run_dir, shards, *steps)
+    outputs = _signal_rank_once_training(procs, run_dir, 0, signal.SIGUSR2)
+    assert [p.returncode for p in procs] == [EXIT_PREEMPTED] * 2, outputs
+    assert list((run_dir / "checkpoints").glob("step_*/zero_pp_rank_1_mp_rank_00_optim_states.pt"))  # ZeRO's own parts
+    out = run(train_cmd(2, run_dir, shards, *steps, "train.resume=auto"))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert losses(straight) == losses(run_dir)
+    _same_final_parameters(straight, run_dir)
 
 
 def test_non_finite_loss_is_skipped_on_all_ranks(shards, tmp_path):
@@ -125,26 +216,35 @@ def test_a_dead_rank_ends_the_job(shards, tmp_path):
     assert "local_rank: 1" in output and "Signal 9 (SIGKILL)" in output
 
 
-def test_preemption_signal_saves_on_all_ranks_and_resumes(shards, tmp_path):
-    run_dir = tmp_path / "p"
-    proc = subprocess.Popen(train_cmd(2, run_dir, shards, "train.max_steps=100000"), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        _wait_for(lambda: (run_dir / "metrics.jsonl").is_file() and
-                  (run_dir / "metrics.jsonl").read_text().count("\n") >= 3, 200, proc)
-        rank1 = [p for p in _children(proc.pid) if b"RANK=1" in Path(f"/proc/{p}/environ").read_bytes().split(b"\0")]
-        os.kill(rank1[0], signal.SIGUSR2)  # only rank 1 is signalled: the ranks must agree
-        output = proc.communicate(timeout=120)[0]
-    finally:
-        _kill_tree(proc.pid)
-    assert "preempted at step" in output, output[-3000:]
-    step = int(output.split("preempted at step ")[1].split(":")[0])
-    ckpt = run_dir / "checkpoints" / f"step_{step:07d}"
-    assert (ckpt / "COMPLETE").is_file() and (ckpt / "rank_0.pt").is_file() and (ckpt / "rank_1.pt").is_file()
-    assert (run_dir / "PREEMPTED").read_text().startswith(f"step {step}\n")  # what slurm/train.sh requeues on
-    out = run(train_cmd(2, run_dir, shards, f"train.max_steps={step + 3}", "train.resume=auto"))
-    assert out.returncode == 0 and f"at step {step}" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
-    assert not (run_dir / "PREEMPTED").exists()
+def test_resume_refuses_other_models_and_pickles_before_writing(shards, tmp_path, monkeypatch):
+    """A resume with another model config, or from a checkpoint file holding a pickled object
+    (here one whose unpickling would create a folder), fails with a message naming the file or
+    setting; the payload never runs and the run folder's records are left as they were."""
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "r"
+    out = run(train_cmd(None, run_dir, shards, "train.max_steps=4", "train.checkpoint_every=2"), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    kept = {n: (run_dir / n).read_bytes() for n in ("run.json", "config.yaml", "history.jsonl")}
+    out = run(train_cmd(None, run_dir, shards, "train.max_steps=6", "model.d_model=32", "train.resume=auto"),
+              cwd=tmp_path)
+    assert out.returncode == 2 and "step_0000004: does not fit this run: model.d_model: checkpoint 16, this run 32" \
+        in out.stderr, out.stderr[-2000:]
+    from conftest import _Boom
+
+    ckpt = run_dir / "checkpoints" / "step_0000004"
+    for name in ("mp_rank_00_model_states.pt", "rank_0.pt"):
+        original = (ckpt / name).read_bytes()
+        blob = torch.load(ckpt / name, weights_only=True)
+        blob["payload"] = _Boom()
+        torch.save(blob, ckpt / name)
+        out = run(train_cmd(None, run_dir, shards, "train.max_steps=6", "train.resume=auto"), cwd=tmp_path)
+        assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+        assert f"{name}: refused: it holds an object that is not weights or plain data" in out.stderr, out.stderr
+        assert not (tmp_path / "UNPICKLED_MARKER").exists(), "the checkpoint's pickle ran"
+        (ckpt / name).write_bytes(original)
+    assert {n: (run_dir / n).read_bytes() for n in kept} == kept
+    out = run(train_cmd(None, run_dir, shards, "train.max_steps=6", "train.resume=auto"), cwd=tmp_path)
+    assert out.returncode == 0 and "resumed from" in out.stdout, out.stdout[-2000:] + out.stderr[-2000:]
 
 
 def test_bad_config_is_rejected_before_any_process_starts(shards, tmp_path):

@@ -147,3 +147,31 @@ def test_checkpoint_with_other_classes_is_refused(tmp_path):
     from avvp_dist.eval.run import evaluate
     with pytest.raises(ValueError, match="classes differ from the shards"):
         evaluate({"x": tmp_path / "other.pt"}, tmp_path / "shards", DataConfig(num_workers=0))
+
+
+def test_checkpoint_of_another_feature_set_or_size_is_refused(tmp_path, capsys):
+    """eval: a model for other input features names both sets; eval and parse: weights that do
+    not fit the model config stored beside them name the tensors and shapes."""
+    ckpt = _dataset(tmp_path, "llp", SMALL_DIMS, n_test=3)
+    from avvp_dist.model.checkpoint import load_model
+
+    model, meta = load_model(ckpt)
+    wider = [{**f, "dim": f["dim"] * 2} for f in meta["features"]]
+    save_model(AVVPModel(wider, 25, ModelConfig(d_model=16, ffn_dim=16, embed_dim=4)), tmp_path / "wide.pt",
+               meta["classes"], "llp")
+    capsys.readouterr()
+    assert main(["eval", f"data.shards={tmp_path / 'shards'}", "--checkpoint", f"w={tmp_path / 'wide.pt'}",
+                 "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert "wide.pt: the model takes features vggish (audio, 16), res152 (visual, 32)" in err
+    assert "the shards hold vggish (audio, 8), res152 (visual, 16)" in err
+    # a checkpoint whose weights are of another model size than its config says
+    blob = torch.load(ckpt, weights_only=True)
+    blob["model_config"]["d_model"] = 32
+    torch.save(blob, tmp_path / "resized.pt")
+    for cmd in (["eval", f"data.shards={tmp_path / 'shards'}", "--checkpoint", f"r={tmp_path / 'resized.pt'}"],
+                ["parse", "--checkpoint", str(tmp_path / "resized.pt"), "vggish=x.npy"]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "resized.pt: its weights do not fit the model its config describes" in err, err
+        assert "shapes differ: " in err and "weights (16,), model (32,)" in err, err

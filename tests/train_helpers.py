@@ -34,3 +34,19 @@ def losses(run_dir: Path) -> dict[int, float]:
     from avvp_dist.engine.logger import read_records
 
     return {r["step"]: r["loss"] for r in read_records(run_dir / "metrics.jsonl") if r["kind"] == "train"}
+
+
+def launch_ranks(world: int, run_dir: Path, shards: Path, *overrides: str) -> list[subprocess.Popen]:
+    """The training command started as `world` ranks by hand, with the variables torchrun sets
+    (RANK, WORLD_SIZE, LOCAL_*, MASTER_*, OMP_NUM_THREADS=1), so that each rank's own exit
+    code is seen: under torchrun only torchrun's is."""
+    import os
+
+    port = free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                   LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen(train_cmd(None, run_dir, shards, *overrides), env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, start_new_session=True))
+    return procs

@@ -1,21 +1,99 @@
 """Training checkpoints: DeepSpeed's sharded state plus our per-rank state, written atomically.
 
 Layout: `<run_dir>/checkpoints/step_NNNNNNN/` holds DeepSpeed's files (every rank writes
-its ZeRO part), `rank_R.pt` per rank (stream position, RNG state: written by us,
-loadable with `weights_only=True`), and `COMPLETE`, written by rank 0 after a barrier
-once every rank has finished. `latest` names the newest complete one and is replaced
-atomically. A folder without `COMPLETE` (a crash while saving) is never resumed from.
+its ZeRO part), `rank_R.pt` per rank (stream position, RNG state), `run.json` (what the
+checkpoint fits: model config, features, classes, world size; read before anything is
+loaded), and `COMPLETE`, written by rank 0 after a barrier once every rank has finished.
+`latest` names the newest complete one and is replaced atomically. A folder without
+`COMPLETE` (a crash while saving) is never resumed from.
+
+Loading never unpickles arbitrary objects: every file is read with
+`torch.load(weights_only=True)`. DeepSpeed's own loader uses `weights_only=False`, so the
+engine's checkpoint engine is replaced by `WeightsOnlyCheckpointEngine`, which allows
+only tensors, containers, numbers, strings and the few plain DeepSpeed data classes its
+ZeRO optimizer states hold (`SAFE_GLOBALS`); anything else is refused before it is built.
 """
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from avvp_dist.model.checkpoint import CheckpointError as ModelCheckpointError
+
 COMPLETE = "COMPLETE"
+RECORD = "run.json"
+
+
+class CheckpointError(ModelCheckpointError):
+    """A training checkpoint cannot be resumed from: it is refused, or it does not fit this run."""
+
+
+def _safe_globals() -> list:
+    """DeepSpeed's data classes in ZeRO 1/2 optimizer states: plain attribute holders
+    (loss scalers, an enum, a dataclass), rebuilt without running code of theirs."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+
+
+def safe_load(path: str | Path, map_location=None):
+    """`torch.load(weights_only=True)` with `_safe_globals()` allowed; anything else is a
+    `CheckpointError` naming the file, raised before the object is built."""
+    with torch.serialization.safe_globals(_safe_globals()):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{path}: refused: it holds an object that is not weights or plain data "
+                                  f"({first})") from None
+
+
+def weights_only_engine(engine) -> None:
+    """Makes `engine.load_checkpoint` read every file with `safe_load` (DeepSpeed's torch
+    checkpoint engine loads with `weights_only=False`)."""
+    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+
+    if type(engine.checkpoint_engine) is not TorchCheckpointEngine:
+        raise CheckpointError(f"DeepSpeed chose the {type(engine.checkpoint_engine).__name__}; avvp_dist loads "
+                              "checkpoints only through the torch one (weights_only=True)")
+
+    class WeightsOnlyCheckpointEngine(TorchCheckpointEngine):
+        weights_only = True
+
+        def load(self, path: str, map_location=None):
+            return safe_load(path, map_location)
+
+    safe = WeightsOnlyCheckpointEngine.__new__(WeightsOnlyCheckpointEngine)
+    safe.__dict__.update(engine.checkpoint_engine.__dict__)
+    engine.checkpoint_engine = safe
+
+
+def check_fits(path: Path, record: dict) -> None:
+    """Refuses a checkpoint whose `run.json` differs from this run's `record` (model
+    config, features, classes, world size), naming each difference; before any loading."""
+    file = path / RECORD
+    if not file.is_file():
+        raise CheckpointError(f"{file}: missing; the checkpoint was written by an older avvp_dist")
+    saved = json.loads(file.read_text())
+    diffs = []
+    for key, now in record.items():
+        then = saved.get(key)
+        if isinstance(now, dict) and isinstance(then, dict):
+            diffs += [f"{key}.{k}: checkpoint {then.get(k)!r}, this run {now.get(k)!r}"
+                      for k in sorted(set(now) | set(then)) if then.get(k) != now.get(k)]
+        elif then != now:
+            diffs.append(f"{key}: checkpoint {then!r}, this run {now!r}")
+    if diffs:
+        raise CheckpointError(f"{path}: does not fit this run: " + "; ".join(diffs) +
+                              ". Resume with the settings it was written with, or start a fresh run (train.resume='')")
 
 
 def tag(step: int) -> str:
@@ -42,8 +120,10 @@ def find_resume(run_dir: Path, resume: str) -> Path | None:
     return path
 
 
-def save(engine, run_dir: Path, step: int, client_state: dict, rank_state: dict, rank: int, keep: int) -> Path:
-    """Every rank calls this at the same step; returns the checkpoint folder."""
+def save(engine, run_dir: Path, step: int, client_state: dict, rank_state: dict, rank: int, keep: int,
+         record: dict) -> Path:
+    """Every rank calls this at the same step; returns the checkpoint folder. `record`: what
+    the checkpoint fits (`check_fits`), written by rank 0 as its `run.json`."""
     root = run_dir / "checkpoints"
     path = root / tag(step)
     engine.save_checkpoint(str(root), tag=tag(step), client_state=client_state, save_latest=False)
@@ -52,6 +132,7 @@ def save(engine, run_dir: Path, step: int, client_state: dict, rank_state: dict,
     if dist.is_initialized():
         dist.barrier()
     if rank == 0:
+        (path / RECORD).write_text(json.dumps(record, indent=1))
         (path / COMPLETE).write_text(f"{step}\n")
         (root / "latest.tmp").write_text(tag(step))
         os.replace(root / "latest.tmp", root / "latest")
@@ -63,9 +144,13 @@ def save(engine, run_dir: Path, step: int, client_state: dict, rank_state: dict,
 
 
 def load(engine, path: Path, rank: int) -> tuple[dict, dict]:
-    """(client_state, this rank's state) from a complete checkpoint folder."""
-    _, client_state = engine.load_checkpoint(str(path.parent), tag=path.name)
+    """(client_state, this rank's state) from a complete checkpoint folder, every file read
+    with `weights_only=True` (the engine must have gone through `weights_only_engine`)."""
+    if not getattr(engine.checkpoint_engine, "weights_only", False):
+        raise CheckpointError("the engine would load with weights_only=False: call weights_only_engine(engine) first")
     rank_file = path / f"rank_{rank}.pt"
     if not rank_file.is_file():
         raise FileNotFoundError(f"{rank_file}: missing; was the checkpoint written with another world size?")
-    return client_state or {}, torch.load(rank_file, weights_only=True)
+    rank_state = safe_load(rank_file)
+    _, client_state = engine.load_checkpoint(str(path.parent), tag=path.name)
+    return client_state or {}, rank_state

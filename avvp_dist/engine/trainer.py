@@ -5,21 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import yaml
 
-from avvp_dist import __version__
 from avvp_dist.data.shards import Manifest, ShardError
 from avvp_dist.distributed.env import DistEnv, discover, init_distributed
 from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
 from avvp_dist.engine.logger import RunLogger, plot_curves
+from avvp_dist.engine.record import record_end, record_start
+from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, PREEMPT, StopSignals, agree_max
 from avvp_dist.engine.schedule import warmup_cosine
 from avvp_dist.engine.state import TrainState
 from avvp_dist.eval.datasets import dataset_spec
@@ -29,9 +27,8 @@ from avvp_dist.model.checkpoint import load_model, save_model
 from avvp_dist.model.model import AVVPModel
 from avvp_dist.profiling import NULL_TIMER, StepTimer
 
-EXIT_PREEMPTED = 3  # the run saved a checkpoint after a preemption signal and wants to be requeued
-# written in the run folder with it: srun --kill-on-bad-exit may kill the last ranks while they
-# exit with code 3, so a batch script reads this file rather than srun's exit code
+# written in the run folder with EXIT_PREEMPTED: srun --kill-on-bad-exit may kill the last ranks
+# while they exit with code 3, so a batch script reads this file rather than srun's exit code
 PREEMPTED_MARKER = "PREEMPTED"
 
 
@@ -59,55 +56,9 @@ def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def write_run_record(run_dir: Path, cfg, env: DistEnv, precision: str, threads: int) -> None:
-    import deepspeed
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    record = {"command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": env.world_size,
-              "launcher": env.source, "precision": precision, "zero_stage": cfg.train.zero_stage,
-              "threads_per_rank": threads, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "versions": {"avvp_dist": __version__, "torch": torch.__version__, "deepspeed": deepspeed.__version__,
-                           "python": sys.version.split()[0]}}
-    (run_dir / "run.json").write_text(json.dumps(record, indent=1))
-
-
-class PreemptionFlag:
-    """A signal only sets a flag; the ranks agree on it at the next step boundary."""
-
-    def __init__(self, signals=(signal.SIGUSR2, signal.SIGTERM)):
-        self.raised = False
-        self.signum: int | None = None  # the first signal seen
-        self.previous = {s: signal.signal(s, self._handle) for s in signals}
-
-    def _handle(self, signum, frame) -> None:
-        self.raised = True
-        if self.signum is None:
-            self.signum = signum
-
-    def restore(self) -> None:
-        """Puts back the handlers that were there before (a launcher's own, e.g. submitit's)."""
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
 def agree(flag: bool, device) -> bool:
     """True on every rank if it is True on any rank."""
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    if dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return bool(agree_max(int(flag), device))
 
 
 class Trainer:
@@ -143,9 +94,16 @@ class Trainer:
         optimizer = adamw(model.parameters(), t.lr, t.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: warmup_cosine(s, t.warmup_steps, t.max_steps, t.min_lr_ratio))
+        # what a checkpoint of this run fits; a resume checks it before anything is loaded or written
+        self.record = {"model": dataclasses.asdict(cfg.model), "features": manifest.features,
+                       "classes": list(self.classes), "dataset": self.dataset, "world_size": self.world}
+        resume = ckpt.find_resume(self.run_dir, t.resume)
+        if resume is not None:
+            ckpt.check_fits(resume, self.record)
         ds = deepspeed_config(t, cfg.data.batch_size, self.world, self.precision)
         self.engine, _, _, self.scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
                                                                  lr_scheduler=scheduler, config=ds)
+        ckpt.weights_only_engine(self.engine)  # resume reads every file with weights_only=True
         self.device = self.engine.device
         self.dtype = next(self.engine.module.parameters()).dtype
         # after initialize: the teacher copies the weights every rank now shares
@@ -153,15 +111,16 @@ class Trainer:
                                    cfg.method.pseudo.backend) if cfg.method.needs_teacher else None)
         self.state = TrainState(self.stream, self.teacher)
         self.overhead_s = 0.0  # validation and checkpoint time, left out of the throughput
-        self.preempt = PreemptionFlag()
         sync = torch.cuda.synchronize if self.device.type == "cuda" else None
         self.timer = StepTimer(sync) if t.profile else NULL_TIMER
-        if self.rank == 0:
-            write_run_record(self.run_dir, cfg, self.env, self.precision, self.threads)
-            (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
-        resume = ckpt.find_resume(self.run_dir, t.resume)
         if resume is not None:
             self._restore(resume)
+        if self.rank == 0:  # only now: a checkpoint that does not fit, or is refused, leaves the folder as it was
+            record_start(self.run_dir, cfg, self.env.source, self.world, self.precision, self.threads, self.step,
+                         resume)
+            (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
+        self.stop_kind = 0  # the stop signal every rank agreed on (engine.signals), once one came
+        self.signals = StopSignals()
         self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.state.step)
 
     @property
@@ -173,7 +132,7 @@ class Trainer:
     def _save(self) -> Path:
         t0 = time.perf_counter()
         path = ckpt.save(self.engine, self.run_dir, self.step, self.state.state_dict(), self.state.rank_state_dict(),
-                         self.rank, self.cfg.train.keep_checkpoints)
+                         self.rank, self.cfg.train.keep_checkpoints, self.record)
         self.overhead_s += time.perf_counter() - t0
         return path
 
@@ -249,57 +208,80 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------
     def run(self) -> int:
+        """Trains to `train.max_steps`; returns 0, EXIT_PREEMPTED or EXIT_TERMINATED (a checkpoint
+        saved after a stop signal). Rank 0 appends how it ended to history.jsonl."""
+        status, error = "failed", None
+        try:
+            code = self._run()
+            status = {0: "finished", EXIT_PREEMPTED: "preempted", EXIT_TERMINATED: "terminated"}[code]
+            return code
+        except TrainingStopped as e:
+            status, error = "stopped", str(e)
+            raise
+        except BaseException as e:
+            error = f"{type(e).__name__}: {e}"[:500]
+            raise
+        finally:
+            self.signals.restore()
+            self.logger.close()
+            if self.rank == 0:
+                record_end(self.run_dir, status, self.step, error)
+
+    def _run(self) -> int:
         t, state = self.cfg.train, self.state
         t0, start_step = time.perf_counter(), state.step
-        try:
-            while state.step < t.max_steps:
-                batches = iter(self.stream)
-                while True:
-                    with self.timer.section("data"):
-                        batch = next(batches, None)
-                    if batch is None:
-                        break
-                    n = len(batch["keys"])
-                    terms = self._micro_step(batch)
-                    if terms is None:
-                        if state.consecutive_nan >= t.max_consecutive_nan:
-                            path = self._save()
-                            raise TrainingStopped(
-                                f"{state.consecutive_nan} non-finite losses in a row at step {state.step} "
-                                f"({state.nan_skips} skipped in all); last good state saved in {path}")
-                        continue
-                    if state.accumulated % t.grad_accum:
-                        continue
-                    applied = self.engine.was_step_applied()  # an fp16 overflow step does not count
-                    if applied:
-                        state.step += 1
-                        if self.teacher is not None:
-                            with self.timer.section("ema"):
-                                self.teacher.update(self.engine.module)
-                        self.timer.end_step()
-                        self._after_step(terms, n)
-                    if agree(self.preempt.raised, self.device):
+        while state.step < t.max_steps:
+            batches = iter(self.stream)
+            while True:
+                with self.timer.section("data"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                n = len(batch["keys"])
+                terms = self._micro_step(batch)
+                if terms is None:
+                    if state.consecutive_nan >= t.max_consecutive_nan:
                         path = self._save()
+                        raise TrainingStopped(
+                            f"{state.consecutive_nan} non-finite losses in a row at step {state.step} "
+                            f"({state.nan_skips} skipped in all); last good state saved in {path}")
+                    continue
+                if state.accumulated % t.grad_accum:
+                    continue
+                applied = self.engine.was_step_applied()  # an fp16 overflow step does not count
+                if applied:
+                    state.step += 1
+                    if self.teacher is not None:
+                        with self.timer.section("ema"):
+                            self.teacher.update(self.engine.module)
+                    self.timer.end_step()
+                    self._after_step(terms, n)
+                self.stop_kind = agree_max(self.signals.kind, self.device)
+                if self.stop_kind:
+                    path = self._save()
+                    if self.stop_kind == PREEMPT:
                         if self.rank == 0:
                             # before the exit barrier, so it exists whichever rank's exit a launcher sees first
                             (self.run_dir / PREEMPTED_MARKER).write_text(f"step {state.step}\ncheckpoint {path}\n")
-                            print(f"preempted at step {state.step}: checkpoint {path}; exiting for requeue", flush=True)
+                            print(f"preempted at step {state.step}: checkpoint {path}; exiting for requeue",
+                                  flush=True)
                         return EXIT_PREEMPTED
-                    if applied and t.checkpoint_every and state.step % t.checkpoint_every == 0:
-                        self._save()
-                    if state.step >= t.max_steps:
-                        break
-            if not t.checkpoint_every or state.step % t.checkpoint_every:
-                self._save()
-            if t.profile and self.rank == 0:
-                self._write_profile(state.step - start_step)
-            if not (t.eval_every and state.step % t.eval_every == 0):
-                self._validate()
-            self._finish(time.perf_counter() - t0 - self.overhead_s, state.step - start_step)
-            return 0
-        finally:
-            self.preempt.restore()
-            self.logger.close()
+                    if self.rank == 0:
+                        print(f"terminated (SIGTERM) at step {state.step}: checkpoint {path}; not requeued "
+                              "(resume with train.resume=auto)", flush=True)
+                    return EXIT_TERMINATED
+                if applied and t.checkpoint_every and state.step % t.checkpoint_every == 0:
+                    self._save()
+                if state.step >= t.max_steps:
+                    break
+        if not t.checkpoint_every or state.step % t.checkpoint_every:
+            self._save()
+        if t.profile and self.rank == 0:
+            self._write_profile(state.step - start_step)
+        if not (t.eval_every and state.step % t.eval_every == 0):
+            self._validate()
+        self._finish(time.perf_counter() - t0 - self.overhead_s, state.step - start_step)
+        return 0
 
     def _after_step(self, terms: dict, n: int) -> None:
         """Logging and validation, once per optimizer step applied."""

@@ -12,7 +12,7 @@ from avvp_dist.eval.detection import DetectionConfig
 from avvp_dist.eval.inference import gather_predictions, predict
 from avvp_dist.eval.plots import plot_timeline
 from avvp_dist.eval.protocol import protocol
-from avvp_dist.model.checkpoint import load_model
+from avvp_dist.model.checkpoint import check_fits_data, load_model
 
 
 def evaluate(checkpoints: dict[str, str], shards: str | Path, data: DataConfig, split: str = "test",
@@ -35,8 +35,7 @@ def evaluate(checkpoints: dict[str, str], shards: str | Path, data: DataConfig, 
     models = dict(model_override or {})
     for name, path in checkpoints.items():
         model, meta = load_model(path)
-        if meta["classes"] != classes:
-            raise ValueError(f"{path}: its {len(meta['classes'])} classes differ from the shards' {len(classes)}")
+        check_fits_data(path, meta, classes, stream.manifest.features)
         models[name] = model
     results = {}
     for name, model in models.items():

@@ -2,8 +2,9 @@
 
 `avvp-dist train`, the accelerate recipes and `slurm/train.sh` (through the CLI) all end
 here, so they check the config the same way and map outcomes to the same exit codes:
-0 done, 2 bad config or data (the message names the key or file), 3 preempted after a
-complete checkpoint (requeue me), 4 stopped after too many non-finite losses.
+0 done, 2 bad config, data or checkpoint (the message names the key or file), 3 preempted
+after a complete checkpoint (requeue me), 4 stopped after too many non-finite losses, 143
+stopped by SIGTERM after a complete checkpoint (do not requeue).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from avvp_dist.config import ConfigError, load_config
 from avvp_dist.data.annotations import AnnotationError
 from avvp_dist.data.features import FeatureError
 from avvp_dist.data.shards import ShardError
+from avvp_dist.engine.checkpoint import CheckpointError
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 4
@@ -29,6 +31,6 @@ def train_command(config: str | None, overrides: list[str], prog: str = "avvp-di
     except TrainingStopped as e:
         print(f"{prog}: stopped: {e}", file=sys.stderr, flush=True)
         return EXIT_STOPPED
-    except (ConfigError, AnnotationError, FeatureError, ShardError) as e:
+    except (ConfigError, AnnotationError, FeatureError, ShardError, CheckpointError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT

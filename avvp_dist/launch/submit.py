@@ -6,12 +6,14 @@
     print(job.result())   # rank 0's summary: run folder, steps, test metrics
 
 Preemption and time-outs: SLURM (or the local executor) sends SIGUSR2 before the end. The
-trainer's handler only sets a flag; at the next step boundary every rank saves its part of
-the checkpoint and leaves training; then rank 0 hands the signal to submitit's own handler,
+trainer's handler only sets a flag; at the next step boundary the ranks agree on what was
+asked (engine.signals), every rank saves its part of the checkpoint and leaves training;
+then every rank hands the preemption signal to submitit's own handler; rank 0's
 which calls `TrainJob.checkpoint()` (the same job: it resumes from the latest complete
 checkpoint of its run folder) and requeues it. submitit counts a signal as a time-out once
 the job has run min(0.8 T, T - 10 min) of its T minutes, and gives up after
-`slurm_max_num_timeout` of those (3 by default).
+`slurm_max_num_timeout` of those (3 by default). SIGTERM (scancel) also saves a checkpoint,
+but the job ends there: its status says so, and nothing is requeued.
 """
 from __future__ import annotations
 
@@ -23,16 +25,7 @@ from pathlib import Path
 
 import submitit
 
-
-def preemption_signal() -> signal.Signals:
-    """The signal submitit checkpoints and requeues on: SIGUSR2, or the one its documented
-    SUBMITIT_PREEMPT_SIGNAL variable names. submitit has no public accessor for it (only the
-    private `JobEnvironment._usr_sig`), so it is read from the same variable, the same way."""
-    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
-    try:
-        return signal.Signals["SIG" + name]
-    except KeyError:
-        raise ValueError(f"SUBMITIT_PREEMPT_SIGNAL={name!r} names no signal (e.g. USR2)") from None
+from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, preemption_signal
 
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
@@ -78,7 +71,7 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         from avvp_dist.config import load_config
-        from avvp_dist.engine.trainer import EXIT_PREEMPTED, Trainer, run_to_end
+        from avvp_dist.engine.trainer import Trainer, run_to_end
 
         # the job is the launcher: rank, world and rendezvous come from the allocation, never from
         # variables another launcher left in the submitting process (SLURM exports its environment)
@@ -90,13 +83,14 @@ class TrainJob(submitit.helpers.Checkpointable):
         code = run_to_end(trainer)
         result = {"status": "finished", "rank": dist_env.rank, "world_size": dist_env.world_size,
                   "run_dir": str(cfg.run_dir), "step": trainer.step}
+        # the kind every rank agreed on, so a rank that was not signalled itself acts the same
         if code == EXIT_PREEMPTED:
-            signum = trainer.preempt.signum
-            if signum == preemption_signal():
-                # submitit's handler (back in place): rank 0 checkpoints the submission and
-                # requeues the job, then exits; the other ranks return here
-                signal.raise_signal(signum)
-            return {**result, "status": f"stopped by {signal.Signals(signum).name} after a checkpoint"}
+            # submitit's handler (back in place): rank 0 checkpoints the submission and
+            # requeues the job, then exits; the other ranks return here
+            signal.raise_signal(preemption_signal())
+            return {**result, "status": f"preempted ({preemption_signal().name}) after a checkpoint"}
+        if code == EXIT_TERMINATED:  # SIGTERM: a checkpoint, no requeue
+            return {**result, "status": "stopped by SIGTERM after a checkpoint; not requeued"}
         metrics = Path(cfg.run_dir) / "eval_test" / "metrics.json"
         if dist_env.rank == 0 and metrics.exists():
             result["test"] = {name: rep["metrics"] for name, rep in json.loads(metrics.read_text())["models"].items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -16,6 +17,26 @@ from avvp_dist.model.config import ModelConfig
 from avvp_dist.model.model import AVVPModel
 
 FORMAT = "avvp_dist-model/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is refused, malformed, or does not fit what it is used with; the message names it."""
+
+
+def describe_features(features: list[dict]) -> str:
+    return ", ".join(f"{f['name']} ({f['modality']}, {f['dim']})" for f in features)
+
+
+def check_fits_data(path: str | Path, meta: dict, classes: list[str], features: list[dict]) -> None:
+    """A model checkpoint against the data it is to score: the same classes and input features."""
+    if meta["classes"] != list(classes):
+        raise CheckpointError(f"{path}: its {len(meta['classes'])} classes differ from the shards' {len(classes)}"
+                              + ("" if len(meta["classes"]) != len(classes) else " (same count, other names or order)"))
+    mine = [(f["name"], f["modality"], int(f["dim"])) for f in meta["features"]]
+    theirs = [(f["name"], f["modality"], int(f["dim"])) for f in features]
+    if mine != theirs:
+        raise CheckpointError(f"{path}: the model takes features {describe_features(meta['features'])}; "
+                              f"the shards hold {describe_features(features)}")
 
 
 def save_model(model: AVVPModel, path: str | Path, classes: list[str], dataset: str, extra: dict | None = None) -> None:
@@ -40,10 +61,27 @@ def save_model(model: AVVPModel, path: str | Path, classes: list[str], dataset: 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[AVVPModel, dict]:
     """(model in eval mode, the checkpoint's metadata without the weights)."""
-    blob = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused: it holds an object that is not weights or plain data") from e
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an avvp_dist model checkpoint (format {blob.get('format') if isinstance(blob, dict) else None!r})")
-    model = AVVPModel(blob["features"], len(blob["classes"]), ModelConfig(**blob["model_config"]))
+        raise CheckpointError(f"{path}: not an avvp_dist model checkpoint "
+                              f"(format {blob.get('format') if isinstance(blob, dict) else None!r})")
+    try:
+        model = AVVPModel(blob["features"], len(blob["classes"]), ModelConfig(**blob["model_config"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: malformed model checkpoint ({type(e).__name__}: {e})") from e
+    missing, unexpected = sorted(set(model.state_dict()) - set(blob["state_dict"])), \
+        sorted(set(blob["state_dict"]) - set(model.state_dict()))
+    shapes = [f"{k}: weights {tuple(blob['state_dict'][k].shape)}, model {tuple(v.shape)}"
+              for k, v in model.state_dict().items() if k in blob["state_dict"] and blob["state_dict"][k].shape != v.shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{path}: its weights do not fit the model its config describes ({blob['model_config']}): "
+            + "; ".join(filter(None, [shapes and "shapes differ: " + ", ".join(shapes[:4]),
+                                      missing and f"missing: {', '.join(missing[:4])}",
+                                      unexpected and f"unexpected: {', '.join(unexpected[:4])}"])))
     model.load_state_dict(blob["state_dict"])
     model.eval()
     meta = {k: v for k, v in blob.items() if k != "state_dict"}

@@ -1,0 +1,102 @@
+"""What a run folder says about its starts: `run.json` (the latest start) and `history.jsonl`
+(append-only: one line per start and per end, never rewritten).
+
+A start records the time, the launcher, the job id, the step resumed from (and the
+checkpoint) and why the run (re)started, read from the previous line: after an `end` line,
+its status (preempted, terminated, stopped, failed, finished); after a `start` line with no
+end, the previous process died without a word: a node failure when SLURM counts a restart
+(SLURM_RESTART_COUNT grew), a crash otherwise (killed, out of memory, its node lost).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from avvp_dist import __version__
+
+HISTORY = "history.jsonl"
+REASONS = {"preempted": "preemption", "terminated": "restart after SIGTERM", "stopped": "restart after a stop on "
+           "non-finite losses", "failed": "restart after a crash", "finished": "restart of a finished run"}
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def job_id() -> str | None:
+    """The scheduler's job id: SLURM's (array jobs as <job>_<task>), submitit's local one, torchrun's run id."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '')}"
+    for name in ("SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID", "TORCHELASTIC_RUN_ID"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def history(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _append(run_dir: Path, event: dict) -> None:
+    with open(Path(run_dir) / HISTORY, "a") as f:
+        f.write(json.dumps(event) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def start_reason(previous: list[dict], restart_count: int) -> str:
+    if not previous:
+        return "first start"
+    last = previous[-1]
+    if last["event"] == "end":
+        reason = REASONS.get(last["status"], last["status"])
+        return f"{reason} ({last['error']})" if last.get("error") else reason
+    if restart_count > int(last.get("restart_count") or 0):
+        return "node failure (SLURM requeued the job; the previous start recorded no end)"
+    return "crash (the previous start recorded no end: killed, out of memory, or its node lost)"
+
+
+def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: str, threads: int,
+                 step: int, checkpoint: Path | None) -> dict:
+    """Writes config.yaml and run.json (this start) and appends the start to history.jsonl."""
+    import deepspeed
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    event = {"event": "start", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "launcher": launcher,
+             "job_id": job_id(), "restart_count": restarts, "world_size": world_size, "step": step,
+             "checkpoint": str(checkpoint) if checkpoint else None,
+             "reason": start_reason(history(run_dir), restarts)}
+    _append(run_dir, event)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    record = {"command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": world_size,
+              "launcher": launcher, "precision": precision, "zero_stage": cfg.train.zero_stage,
+              "threads_per_rank": threads, "started": event["time"], "start": event,
+              "versions": {"avvp_dist": __version__, "torch": torch.__version__, "deepspeed": deepspeed.__version__,
+                           "python": sys.version.split()[0]}}
+    (run_dir / "run.json").write_text(json.dumps(record, indent=1))
+    return event
+
+
+def record_end(run_dir: Path, status: str, step: int, error: str | None = None) -> None:
+    """Appends the end of this start: finished, preempted, terminated, stopped or failed."""
+    event = {"event": "end", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "status": status, "step": step}
+    if error:
+        event["error"] = error
+    _append(run_dir, event)
