@@ -17,6 +17,7 @@ from pathlib import Path
 from avvp_dist.config import ConfigError, RunConfig, load_config
 from avvp_dist.data.annotations import SPLITS, AnnotationError
 from avvp_dist.data.features import FeatureError
+from avvp_dist.data.location import Location, is_url
 from avvp_dist.data.raw import raw_samples, read_annotations, shard_features
 from avvp_dist.data.shards import Manifest, ShardError, write_shards
 from avvp_dist.data.synth import SYNTH_VERSION, synthesize
@@ -29,8 +30,9 @@ def raw_dir(cfg: RunConfig) -> Path:
     return Path(cfg.synth.out or Path(cfg.run_dir) / "raw")
 
 
-def shard_dir(cfg: RunConfig) -> Path:
-    return Path(cfg.data.shards or Path(cfg.run_dir) / "shards")
+def shard_dir(cfg: RunConfig) -> Location:
+    """data.shards (a local folder or a URL root), or <run_dir>/shards."""
+    return cfg.data.shards if is_url(cfg.data.shards) else Path(cfg.data.shards or Path(cfg.run_dir) / "shards")
 
 
 def cmd_synth(cfg: RunConfig) -> Path:
@@ -49,6 +51,9 @@ def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
     for line in ann.report():
         print(f"  [annotations] {line}")
     out, manifests = shard_dir(cfg), {}
+    if is_url(out):
+        raise ShardError(f"data.shards={out!r}: shards are written to a local folder; copy them to the URL "
+                         "root afterwards (see docs/data.md)")
     for split in splits:
         counts: Counter = Counter()
         records = ann.split(split)

@@ -81,18 +81,23 @@ def _member(tar, name, data):
 def _bad_shard(folder, edit):
     """3 good samples and one edited one (s0001), with a manifest that matches the file."""
     folder.mkdir(parents=True)
+    import hashlib
+
+    from avvp_dist.data.shards import ShardInfo, add_member
+
     path = folder / "train-00000.tar"
+    digests = []
     with tarfile.open(path, "w") as tar:
         for key, feats, meta in toy_samples(3):
             members = {"json": json.dumps(meta).encode(), "a.npy": npy_bytes(feats["a"]), "v.npy": npy_bytes(feats["v"])}
             if key == "s0001":
                 edit(members)
+            digest = hashlib.sha256()
             for suffix, data in members.items():
                 _member(tar, f"{key}.{suffix}", data)
-    import hashlib
-
-    from avvp_dist.data.shards import ShardInfo
-    info = ShardInfo(path.name, 3, hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size)
+                add_member(digest, f"{key}.{suffix}", data)
+            digests.append(digest.hexdigest())
+    info = ShardInfo(path.name, 3, hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size, digests)
     Manifest("toy", "train", CLASSES, "float32", FEATURES, [info]).save(folder)
     return folder
 
@@ -172,20 +177,47 @@ def test_truncated_shard(tmp_path):
     assert stream.last_report["skipped_by_reason"] == {"unreadable_shard": 8 - len(got)}
 
 
+def test_a_corrupted_sample_is_found_while_reading(tmp_path):
+    """One flipped byte inside a feature array (size unchanged, a valid .npy still): the
+    sample's sha256 differs; an error naming the shard and video, or a counted skip."""
+    _write(tmp_path, n=8, per_shard=4, dtype="float32")
+    shard = tmp_path / "train-00001.tar"
+    data = bytearray(shard.read_bytes())
+    at = data.find(npy_bytes(toy_samples(1, start=5).__next__()[1]["a"].astype(np.float32))[-12:])
+    assert at > 0
+    data[at] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ShardError, match="train-00001.tar: sample 's0005': sha256 of its members differs"):
+        list(ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0), train=False))
+    stream = ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0, on_error="skip"), train=False)
+    assert [k for b in stream for k in b["keys"]] == [f"s{i:04d}" for i in range(8) if i != 5]
+    assert stream.last_report["skipped_by_reason"] == {"checksum": 1}
+    # without checksums the flipped value streams through: the check is what catches it
+    stream = ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0, verify_checksums=False), train=False)
+    assert len([k for b in stream for k in b["keys"]]) == 8
+
+
 def test_manifest_disagreements(tmp_path):
     _write(tmp_path, n=8, per_shard=4, dtype="float32")
     doc = json.loads((tmp_path / "manifest.json").read_text())
-    doc["shards"][1]["sha256"] = "0" * 64
+    doc["shards"][1]["name"] = "../train-00001.tar"
     (tmp_path / "manifest.json").write_text(json.dumps(doc))
-    with pytest.raises(ShardError, match="train-00001.tar: sha256 differs"):
-        ShardStream(tmp_path, DataConfig(num_workers=0))
-    doc["shards"][1]["sha256"] = Manifest.load(tmp_path).shards[0].sha256
+    with pytest.raises(ShardError, match="shard name '../train-00001.tar' is not a plain file name"):
+        Manifest.load(tmp_path)
+    doc["shards"][1]["name"] = "train-00001.tar"
+    doc["format"] = "avvp_dist-shards/1"
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ShardError, match="without per-sample checksums: run `avvp-dist shard` again"):
+        Manifest.load(tmp_path)
+    doc["format"] = Manifest.load.__globals__["FORMAT"]
     doc["shards"][0]["count"] = 5  # the manifest claims more samples than the shard holds
+    doc["shards"][0]["digests"].append("0" * 64)
     (tmp_path / "manifest.json").write_text(json.dumps(doc))
     stream = ShardStream(tmp_path, DataConfig(batch_size=9, num_workers=0, verify_checksums=False), train=False)
     with pytest.raises(ShardError, match="train-00000.tar: ends after 4 samples; the manifest says 5"):
         list(stream)
     doc["shards"][0]["count"] = 3  # ... or fewer
+    doc["shards"][0]["digests"] = doc["shards"][0]["digests"][:3]
     (tmp_path / "manifest.json").write_text(json.dumps(doc))
     with pytest.raises(ShardError, match="train-00000.tar: holds more than the 3 samples the manifest says"):
         list(ShardStream(tmp_path, DataConfig(batch_size=7, num_workers=0, verify_checksums=False), train=False))

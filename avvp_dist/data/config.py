@@ -15,7 +15,9 @@ class DataConfig:
     dataset: str = "llp"  # a registered dataset (`data.datasets`): llp, unav100
     root: str = ""  # raw dataset folder: annotation files at top level, features below
     features_dir: str = ""  # default: <root>/features
-    shards: str = ""  # shard folder, one subfolder per split; default <run_dir>/shards
+    # shard root, one subfolder per split; default <run_dir>/shards. A local folder, or a URL root
+    # read with webdataset's opener: http(s)://... (needs curl) or pipe:CMD with {} for the path
+    shards: str = ""
     features: Optional[list[FeatureSpec]] = None  # None: the dataset's published release
     id_chars: int = 11  # LLP feature files are named by the first 11 characters of the id
     shard_dtype: Literal["float16", "float32"] = "float16"  # halves shard size; features are smooth
@@ -25,7 +27,7 @@ class DataConfig:
     piece_size: int = 32  # samples per contiguous (shard, range) piece the epoch plan shuffles
     shuffle_window: int = 4  # batches mixed together within a worker after reading
     on_error: Literal["raise", "skip"] = "raise"  # bad samples: error, or counted skip
-    verify_checksums: bool = True  # sha256 of every shard against the manifest at start
+    verify_checksums: bool = True  # each sample's sha256 against the manifest, as it is read
 
     def __post_init__(self):
         data_spec(self.dataset)  # an unknown name is an error that lists the known ones

@@ -16,17 +16,22 @@ from avvp_dist.data.shards import Manifest, ShardError
 DECODED = ("json", "npy")
 
 
-def decode_sample(raw: dict, manifest: Manifest, where: str) -> tuple[str, dict[str, np.ndarray], dict]:
+def decode_sample(raw: dict, manifest: Manifest, where: str,
+                  sha256: str | None = None) -> tuple[str, dict[str, np.ndarray], dict]:
     """(video name, {feature: (T, D) array}, meta) from WebDataset's grouped member dict.
 
     `raw` maps `__key__` to the shard key and each member suffix (`json`, `vggish.npy`)
-    to its bytes; `where` names the shard in errors, which name the video by its name.
+    to its bytes (`__sha256__`: their digest, from `read_run`); `sha256`, if given, is the
+    manifest's for this sample. `where` names the shard in errors, which name the video.
     """
     try:
         key = decode_key(raw.get("__key__", ""))
     except ValueError as e:
         raise ShardError(f"{where}: {e}", "bad_key") from e
     at = f"{where}: sample {key!r}"
+    if sha256 is not None and raw.get("__sha256__") != sha256:
+        raise ShardError(f"{at}: sha256 of its members differs from the manifest (corrupted or rewritten)",
+                         "checksum")
     for suffix in raw:
         if suffix.startswith("__"):
             continue

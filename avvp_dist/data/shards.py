@@ -4,6 +4,8 @@ One sample per video: `<key>.json` (labels, events, duration, and the video's na
 `vid`) then one `<key>.<feature>.npy` per feature, in the manifest's feature order; the
 key is the name encoded by `data.keys.encode_key` (real names contain '.'). Tar headers
 carry a fixed mtime, owner and mode, so the same input gives byte-identical shards.
+The manifest records each shard's size and sha256 and each sample's sha256
+(`add_member`), which the stream checks as it reads (`data.verify_checksums`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +22,11 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from avvp_dist.data.keys import encode_key
+from avvp_dist.data.location import Location, file_in, is_url, open_location
 
 MANIFEST = "manifest.json"
-FORMAT = "avvp_dist-shards/1"
+FORMAT = "avvp_dist-shards/2"  # 2: per-sample sha256 (format 1 is refused: write the shards again)
+SHARD_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.tar")  # a file name, never a path
 
 
 class ShardError(ValueError):
@@ -39,8 +44,9 @@ class ShardError(ValueError):
 class ShardInfo:
     name: str
     count: int
-    sha256: str
+    sha256: str  # of the whole file
     bytes: int
+    digests: list[str] = field(default_factory=list)  # per sample, in order (`add_member`)
 
 
 @dataclass
@@ -70,25 +76,39 @@ class Manifest:
         os.replace(tmp, folder / MANIFEST)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Manifest":
-        path = Path(folder) / MANIFEST
-        if not path.is_file():
+    def load(cls, folder: Location) -> "Manifest":
+        """The manifest of a shard folder, local or a URL root (`data.location`)."""
+        path = file_in(folder, MANIFEST)
+        if not is_url(path) and not Path(path).is_file():
             raise ShardError(f"{path}: no manifest (write shards with `avvp-dist shard`)")
         try:
-            data = json.loads(path.read_text())
+            with open_location(path) as f:
+                text = f.read()
+        except (OSError, ValueError) as e:  # webdataset's opener: curl or the pipe's command failed
+            raise ShardError(f"{path}: cannot read the manifest ({e})") from e
+        try:
+            data = json.loads(text)
             if data.get("format") != FORMAT:
-                raise ShardError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
+                old = " (written by an older avvp_dist, without per-sample checksums: run `avvp-dist shard` " \
+                      "again)" if data.get("format") == "avvp_dist-shards/1" else ""
+                raise ShardError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}{old}")
             data.pop("num_samples", None)
             data["shards"] = [ShardInfo(**s) for s in data["shards"]]
             manifest = cls(**data)
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
             raise ShardError(f"{path}: malformed manifest ({e})") from e
         if not manifest.shards:
             raise ShardError(f"{path}: lists no shards")
+        for s in manifest.shards:
+            if not SHARD_NAME.fullmatch(s.name):
+                raise ShardError(f"{path}: shard name {s.name!r} is not a plain file name")
+            if len(s.digests) != s.count:
+                raise ShardError(f"{path}: {s.name} lists {len(s.digests)} sample checksums for {s.count} samples")
         return manifest
 
-    def verify(self, folder: str | Path, checksums: bool = True) -> None:
-        """Every shard exists with the recorded size (and sha256): else a `ShardError`."""
+    def verify(self, folder: str | Path, checksums: bool = False) -> None:
+        """Every shard of a local folder exists with the recorded size (and, with `checksums`,
+        the whole file's sha256: a full read; the stream checks each sample as it reads it)."""
         for s in self.shards:
             path = Path(folder) / s.name
             if not path.is_file():
@@ -106,6 +126,12 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def add_member(digest, name: str, data: bytes) -> None:
+    """Feeds one tar member to a sample's `hashlib.sha256()`: name, length, bytes."""
+    digest.update(name.encode() + b"\0" + len(data).to_bytes(8, "little"))
+    digest.update(data)
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -154,14 +180,16 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
     sums = {f["name"]: np.zeros((2, f["dim"])) for f in features}  # per feature: sum, sum of squares
     rows = dict.fromkeys(sums, 0)
 
+    digests: list[str] = []
+
     def close() -> None:
-        nonlocal tar
+        nonlocal tar, digests
         tar.close()
         name = f"{split}-{len(shards):05d}.tar"
         tmp = folder / (name + ".tmp")
         os.replace(tmp, folder / name)
-        shards.append(ShardInfo(name, count, _sha256(folder / name), (folder / name).stat().st_size))
-        tar = None
+        shards.append(ShardInfo(name, count, _sha256(folder / name), (folder / name).stat().st_size, digests))
+        tar, digests = None, []
 
     for key, feats, meta in samples:
         if key in seen:
@@ -170,8 +198,11 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
         if tar is None:
             tar = tarfile.open(folder / f"{split}-{len(shards):05d}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
             count = 0
+        digest = hashlib.sha256()
         for name, data in sample_members(key, feats, meta, order, dtype):
             _add(tar, name, data)
+            add_member(digest, name, data)
+        digests.append(digest.hexdigest())
         for name in order:
             x = feats[name].astype(dtype).astype(np.float64)  # the values the stream will read
             sums[name] += (x.sum(0), (x * x).sum(0))

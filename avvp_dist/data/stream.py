@@ -7,6 +7,7 @@ from it delivers exactly the batches the original would have delivered next.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import tarfile
 from collections import Counter
@@ -15,28 +16,30 @@ from typing import Iterator
 
 import numpy as np
 import torch
-import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.decode import decode_sample
 from avvp_dist.data.plan import EpochPlan, Run, Slot, consumed_per_slot, plan_epoch
-from avvp_dist.data.shards import Manifest, ShardError
+from avvp_dist.data.location import Location, file_in, is_url, open_location
+from avvp_dist.data.shards import Manifest, ShardError, add_member
 
 log = logging.getLogger(__name__)
 
 
-def read_run(url: str, run: Run, expected: int) -> Iterator[dict]:
+def read_run(url: Location, run: Run, expected: int) -> Iterator[dict]:
     """Grouped raw samples `run.start <= i < run.stop` of one shard, streamed in order.
 
     Members are grouped by key as WebDataset does (`key.ext`); samples before
-    `run.start` are skipped without decoding. A shard that ends early, holds more
-    than the manifest's `expected` samples, or is not a valid tar raises a
-    `ShardError` naming it.
+    `run.start` are skipped without decoding. Each sample delivered carries the sha256
+    of its members as `__sha256__` (`shards.add_member`). A shard that ends early, holds
+    more than the manifest's `expected` samples, or is not a valid tar raises a
+    `ShardError` naming it. `url`: a local path (opened as a plain file) or a URL
+    (`data.location`).
     """
-    index, current = 0, None
+    index, current, digest = 0, None, None
     try:
-        with wds.gopen(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+        with open_location(url) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -44,6 +47,7 @@ def read_run(url: str, run: Run, expected: int) -> Iterator[dict]:
                 if current is None or current["__key__"] != key:
                     if current is not None:
                         if index >= run.start:
+                            current["__sha256__"] = digest.hexdigest()
                             yield current
                         index += 1
                     if index >= run.stop:
@@ -51,14 +55,17 @@ def read_run(url: str, run: Run, expected: int) -> Iterator[dict]:
                             return
                         raise ShardError(f"{url}: holds more than the {expected} samples the manifest says",
                                          "unreadable_shard")
-                    current = {"__key__": key}
+                    current, digest = {"__key__": key}, hashlib.sha256()
                 if index >= run.start:
-                    current[suffix.lower()] = tar.extractfile(member).read()
+                    data = tar.extractfile(member).read()
+                    current[suffix.lower()] = data
+                    add_member(digest, member.name, data)
             if current is not None:
                 if index >= run.start:
+                    current["__sha256__"] = digest.hexdigest()
                     yield current
                 index += 1
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:  # ValueError: webdataset's pipe status
         raise ShardError(f"{url}: unreadable or truncated shard after {index} samples ({e})", "unreadable_shard") from e
     if index < run.stop:
         raise ShardError(f"{url}: ends after {index} samples; the manifest says {expected}", "unreadable_shard")
@@ -91,7 +98,7 @@ def collate(samples: list[tuple[str, dict, dict]], classes: list[str], features:
 class _SlotReader(IterableDataset):
     """One rank's epoch: DataLoader worker w reads slot (w + start) % K from its next batch."""
 
-    def __init__(self, urls: list[str], manifest: Manifest, plan_slots: tuple[Slot, ...], start: int,
+    def __init__(self, urls: list[Location], manifest: Manifest, plan_slots: tuple[Slot, ...], start: int,
                  seed: int, epoch: int, rank: int, cfg: DataConfig, train: bool):
         self.urls, self.manifest, self.slots, self.start = urls, manifest, plan_slots, start
         self.seed, self.epoch, self.rank, self.cfg, self.train = seed, epoch, rank, cfg, train
@@ -114,13 +121,14 @@ class _SlotReader(IterableDataset):
             run = Run(run.shard, run.start + skip, run.stop)
             skip = 0
             url = self.urls[run.shard]
-            expected = self.manifest.shards[run.shard].count
+            info = self.manifest.shards[run.shard]
             got = 0
             try:
-                for raw in read_run(url, run, expected):
+                for raw in read_run(url, run, info.count):
+                    digest = info.digests[run.start + got] if self.cfg.verify_checksums else None
                     got += 1
                     try:
-                        yield decode_sample(raw, self.manifest, url)
+                        yield decode_sample(raw, self.manifest, str(url), digest)
                     except ShardError as e:
                         if self.cfg.on_error == "raise":
                             raise
@@ -161,20 +169,22 @@ class _SlotReader(IterableDataset):
 class ShardStream:
     """Batches of one rank over a shard folder, epoch after epoch, resumable.
 
-    >>> stream = ShardStream("shards/train", cfg, rank=r, world_size=w, seed=0)
+    >>> stream = ShardStream("shards/train", cfg, rank=r, world_size=w, seed=0)   # or a URL root
     >>> for batch in stream: ...            # one epoch from the current position
     >>> state = stream.state_dict()         # into the checkpoint
     """
 
-    def __init__(self, folder: str | Path, cfg: DataConfig, rank: int = 0, world_size: int = 1,
+    def __init__(self, folder: Location, cfg: DataConfig, rank: int = 0, world_size: int = 1,
                  seed: int = 0, train: bool = True):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
-        self.folder, self.cfg, self.rank, self.world_size = Path(folder), cfg, rank, world_size
+        self.folder = folder if is_url(folder) else Path(folder)
+        self.cfg, self.rank, self.world_size = cfg, rank, world_size
         self.seed, self.train = seed, train
         self.manifest = Manifest.load(self.folder)
-        self.manifest.verify(self.folder, checksums=cfg.verify_checksums)
-        self.urls = [str(self.folder / s.name) for s in self.manifest.shards]
+        if not is_url(self.folder):  # sizes only: each sample's sha256 is checked as it is read
+            self.manifest.verify(self.folder)
+        self.urls = [file_in(self.folder, s.name) for s in self.manifest.shards]
         self.epoch, self.batch = 0, 0
         self.last_report: dict | None = None
 

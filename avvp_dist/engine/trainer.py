@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from avvp_dist.data.location import folder, is_url
 from avvp_dist.data.shards import Manifest, ShardError
 from avvp_dist.distributed.env import DistEnv, discover, init_distributed
 from avvp_dist.engine import checkpoint as ckpt
@@ -75,19 +76,21 @@ class Trainer:
         init_distributed(self.env, t.dist_timeout_s)
         self.rank, self.world = self.env.rank, self.env.world_size
         self.run_dir = Path(cfg.run_dir)
-        self.shards = Path(cfg.data.shards or self.run_dir / "shards")
+        self.shards = cfg.data.shards if is_url(cfg.data.shards) else Path(cfg.data.shards or self.run_dir / "shards")
         self.precision = resolve_precision(t.precision)
         torch.manual_seed(cfg.seed)
-        self.stream = ShardStream(self.shards / "train", cfg.data, self.rank, self.world, cfg.seed)
+        self.stream = ShardStream(folder(self.shards, "train"), cfg.data, self.rank, self.world, cfg.seed)
         manifest = self.stream.manifest
-        for split in ("val", "test"):  # checked once here; the periodic evaluations skip the sha256
-            Manifest.load(self.shards / split).verify(self.shards / split, checksums=cfg.data.verify_checksums)
+        for split in ("val", "test"):  # there before training starts, not at the first validation
+            split_manifest = Manifest.load(folder(self.shards, split))
+            if not is_url(self.shards):
+                split_manifest.verify(folder(self.shards, split))
         self.classes, self.dataset = manifest.classes, manifest.dataset
         self.select_metric = dataset_spec(self.dataset).select_metric
         model = AVVPModel(manifest.features, len(self.classes), cfg.model)
         if cfg.model.standardize:
             if not manifest.stats:
-                raise ShardError(f"{self.shards / 'train'}: its manifest has no feature statistics, which "
+                raise ShardError(f"{folder(self.shards, 'train')}: its manifest has no feature statistics, which "
                                  "model.standardize needs; write the shards again with this version")
             model.set_feature_stats(manifest.stats)
         flatten_parameters_(model)  # the EMA then updates the whole student in one pass (ZeRO 0)
@@ -179,8 +182,7 @@ class Trainer:
     def _evaluate(self, split: str, models: dict, checkpoints: dict | None = None) -> dict:
         from avvp_dist.eval.run import evaluate
 
-        data = dataclasses.replace(self.cfg.data, num_workers=0, batch_size=max(8, self.cfg.data.batch_size),
-                                   verify_checksums=False)
+        data = dataclasses.replace(self.cfg.data, num_workers=0, batch_size=max(8, self.cfg.data.batch_size))
         float_models = {}
         for name, m in models.items():  # evaluate in fp32 whatever the training precision
             float_models[name] = m if next(m.parameters()).dtype == torch.float32 else _fp32_copy(m)

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from avvp_dist.data.config import DataConfig
+from avvp_dist.data.location import Location, folder
 from avvp_dist.data.stream import ShardStream
 from avvp_dist.eval.datasets import dataset_spec
 from avvp_dist.eval.detection import DetectionConfig
@@ -15,7 +16,7 @@ from avvp_dist.eval.protocol import protocol
 from avvp_dist.model.checkpoint import check_fits_data, load_model
 
 
-def evaluate(checkpoints: dict[str, str], shards: str | Path, data: DataConfig, split: str = "test",
+def evaluate(checkpoints: dict[str, str], shards: Location, data: DataConfig, split: str = "test",
              protocol_name: str = "han", rank: int = 0, world_size: int = 1, calibrate_split: str | None = None,
              model_override=None, detection: DetectionConfig | None = None) -> dict:
     """Metrics of each checkpoint (name -> path) on `shards/<split>`, inference sharded over ranks.
@@ -27,7 +28,7 @@ def evaluate(checkpoints: dict[str, str], shards: str | Path, data: DataConfig, 
     proto = protocol(protocol_name)
     if detection is not None:
         proto = replace(proto, detection=detection)
-    stream = ShardStream(Path(shards) / split, data, rank, world_size, train=False)
+    stream = ShardStream(folder(shards, split), data, rank, world_size, train=False)
     classes, dataset = stream.manifest.classes, stream.manifest.dataset
     spec = dataset_spec(dataset)
     if calibrate_split and spec.calibration is None:
@@ -42,7 +43,7 @@ def evaluate(checkpoints: dict[str, str], shards: str | Path, data: DataConfig, 
         pred = gather_predictions(predict(model, stream))
         thresholds = None
         if calibrate_split:
-            val = gather_predictions(predict(model, ShardStream(Path(shards) / calibrate_split, data, rank,
+            val = gather_predictions(predict(model, ShardStream(folder(shards, calibrate_split), data, rank,
                                                                  world_size, train=False)))
             thresholds = spec.calibration(val, classes, proto)
         rep = spec.report(pred, classes, proto, thresholds)
