@@ -83,3 +83,38 @@ def test_consumed_per_slot_matches_round_robin():
         for k in (1, 2, 3):
             expected = [sum(1 for j in range(done) if j % k == s) for s in range(k)]
             assert consumed_per_slot(done, k) == expected
+
+
+def _skewed_counts():
+    """The benchmark's shard sizes (benchmarks/plan.py): 10,000 shards, mostly full, a lognormal tail."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "plan.py"
+    spec = importlib.util.spec_from_file_location("plan_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.skewed_counts(10_000)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("world", [1, 8, 64, 512])
+def test_plan_at_scale(world):
+    """10,000 skewed shards, `world` ranks x 4 workers, batch 16, pieces of 32 (the defaults):
+    every rank the same number of full batches, no sample twice, fewer than one global batch
+    (world x 16) dropped, and every sample of the epoch either delivered or counted as dropped."""
+    counts, batch, workers = _skewed_counts(), 16, 4
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    plan = plan_epoch(counts, world, batch, workers, piece_size=32, seed=3, epoch=1)
+    ids, per_rank = [], []
+    for rank in range(world):
+        n = 0
+        for slot in plan.slots[rank]:
+            assert all(b == batch for b in slot.batch_sizes)
+            n += len(slot.batch_sizes)
+            ids += [np.arange(offsets[r.shard] + r.start, offsets[r.shard] + r.stop) for r in slot.runs]
+        per_rank.append(n)
+    ids = np.concatenate(ids)
+    assert len(set(per_rank)) == 1 and per_rank[0] == sum(counts) // (world * batch)
+    assert len(np.unique(ids)) == len(ids), "a sample delivered twice in one epoch"
+    assert plan.dropped == sum(counts) - len(ids) and 0 <= plan.dropped < world * batch
