@@ -17,7 +17,7 @@ from pathlib import Path
 from avvp_dist.config import ConfigError, RunConfig, load_config
 from avvp_dist.data.annotations import SPLITS, AnnotationError
 from avvp_dist.data.features import FeatureError
-from avvp_dist.data.location import Location, is_url
+from avvp_dist.data.location import Location, is_url, shard_root
 from avvp_dist.data.raw import raw_samples, read_annotations, shard_features
 from avvp_dist.data.shards import Manifest, ShardError, write_shards
 from avvp_dist.data.synth import SYNTH_VERSION, synthesize
@@ -32,7 +32,7 @@ def raw_dir(cfg: RunConfig) -> Path:
 
 def shard_dir(cfg: RunConfig) -> Location:
     """data.shards (a local folder or a URL root), or <run_dir>/shards."""
-    return cfg.data.shards if is_url(cfg.data.shards) else Path(cfg.data.shards or Path(cfg.run_dir) / "shards")
+    return shard_root(cfg.data.shards, Path(cfg.run_dir) / "shards")
 
 
 def cmd_synth(cfg: RunConfig) -> Path:

@@ -175,3 +175,13 @@ def test_checkpoint_of_another_feature_set_or_size_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "resized.pt: its weights do not fit the model its config describes" in err, err
         assert "shapes differ: " in err and "weights (16,), model (32,)" in err, err
+
+
+def test_a_model_checkpoint_holding_a_pickle_is_refused(tmp_path, capsys, monkeypatch):
+    from conftest import _Boom
+
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format": "avvp_dist-model/1", "payload": _Boom()}, tmp_path / "evil.pt")
+    assert main(["parse", "--checkpoint", str(tmp_path / "evil.pt"), "vggish=x.npy"]) == 2
+    assert "evil.pt: refused: it holds an object that is not weights or plain data (posix.mkdir)" in capsys.readouterr().err
+    assert not (tmp_path / "UNPICKLED_MARKER").exists()

@@ -34,6 +34,11 @@ def _check_pipe(root: str) -> None:
                          "e.g. 'pipe:aws s3 cp s3://bucket/shards/{} -'")
 
 
+def shard_root(shards: str, default: Path) -> Location:
+    """`data.shards` as a location: a URL as it is, a local path as a `Path`, `default` if empty."""
+    return shards if is_url(shards) else Path(shards or default)
+
+
 def folder(root: Location, *parts: str) -> Location:
     """A folder below `root` (a local path stays a `Path`)."""
     if not is_url(root):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from avvp_dist.model.checkpoint import CheckpointError as ModelCheckpointError
+from avvp_dist.model.checkpoint import weights_only_load
 
 COMPLETE = "COMPLETE"
 RECORD = "run.json"
@@ -47,13 +47,10 @@ def _safe_globals() -> list:
 def safe_load(path: str | Path, map_location=None):
     """`torch.load(weights_only=True)` with `_safe_globals()` allowed; anything else is a
     `CheckpointError` naming the file, raised before the object is built."""
-    with torch.serialization.safe_globals(_safe_globals()):
-        try:
-            return torch.load(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"{path}: refused: it holds an object that is not weights or plain data "
-                                  f"({first})") from None
+    try:
+        return weights_only_load(path, map_location, _safe_globals())
+    except ModelCheckpointError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def weights_only_engine(engine) -> None:

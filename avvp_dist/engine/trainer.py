@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from avvp_dist.data.location import folder, is_url
+from avvp_dist.data.location import folder, is_url, shard_root
 from avvp_dist.data.shards import Manifest, ShardError
 from avvp_dist.distributed.env import DistEnv, discover, init_distributed
 from avvp_dist.engine import checkpoint as ckpt
@@ -76,7 +76,7 @@ class Trainer:
         init_distributed(self.env, t.dist_timeout_s)
         self.rank, self.world = self.env.rank, self.env.world_size
         self.run_dir = Path(cfg.run_dir)
-        self.shards = cfg.data.shards if is_url(cfg.data.shards) else Path(cfg.data.shards or self.run_dir / "shards")
+        self.shards = shard_root(cfg.data.shards, self.run_dir / "shards")
         self.precision = resolve_precision(t.precision)
         torch.manual_seed(cfg.seed)
         self.stream = ShardStream(folder(self.shards, "train"), cfg.data, self.rank, self.world, cfg.seed)
@@ -122,7 +122,6 @@ class Trainer:
             record_start(self.run_dir, cfg, self.env.source, self.world, self.precision, self.threads, self.step,
                          resume)
             (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
-        self.stop_kind = 0  # the stop signal every rank agreed on (engine.signals), once one came
         self.signals = StopSignals()
         self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.state.step)
 
@@ -258,10 +257,10 @@ class Trainer:
                             self.teacher.update(self.engine.module)
                     self.timer.end_step()
                     self._after_step(terms, n)
-                self.stop_kind = agree_max(self.signals.kind, self.device)
-                if self.stop_kind:
+                stop = agree_max(self.signals.kind, self.device)  # the kind every rank acts on
+                if stop:
                     path = self._save()
-                    if self.stop_kind == PREEMPT:
+                    if stop == PREEMPT:
                         if self.rank == 0:
                             # before the exit barrier, so it exists whichever rank's exit a launcher sees first
                             (self.run_dir / PREEMPTED_MARKER).write_text(f"step {state.step}\ncheckpoint {path}\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -21,6 +22,20 @@ FORMAT = "avvp_dist-model/1"
 
 class CheckpointError(ValueError):
     """A checkpoint is refused, malformed, or does not fit what it is used with; the message names it."""
+
+
+def weights_only_load(path: str | Path, map_location=None, safe_globals: list | tuple = ()):
+    """`torch.load(weights_only=True)`, with `safe_globals` also allowed; a pickled object of any
+    other kind is a `CheckpointError` naming the file (and the global torch refused), raised
+    before the object is built."""
+    with torch.serialization.safe_globals(list(safe_globals)):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            found = re.search(r"GLOBAL ([\w.]+)", str(e))  # torch names the global it refused
+            what = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(f"{path}: refused: it holds an object that is not weights or plain data{what}; "
+                                  "avvp_dist never unpickles it") from None
 
 
 def describe_features(features: list[dict]) -> str:
@@ -61,10 +76,7 @@ def save_model(model: AVVPModel, path: str | Path, classes: list[str], dataset: 
 
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[AVVPModel, dict]:
     """(model in eval mode, the checkpoint's metadata without the weights)."""
-    try:
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused: it holds an object that is not weights or plain data") from e
+    blob = weights_only_load(path, map_location)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an avvp_dist model checkpoint "
                               f"(format {blob.get('format') if isinstance(blob, dict) else None!r})")
