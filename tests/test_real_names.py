@@ -92,11 +92,12 @@ def _unav_raw(root, keep: set[str]) -> dict[str, list[str]]:
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("dataset", ["llp", "unav100"])
 def test_pipeline_on_every_odd_real_name(tmp_path, dataset):
-    """Every odd name of the dataset (LLP: 175, UnAV-100: 1,340) and 20 ordinary ones per split:
+    """Every odd name of the dataset (LLP: 175, UnAV-100: 1,356) and 60 ordinary ones:
     sharded, streamed by 2 training steps, evaluated and parsed; the outputs name the videos
     by their real names. Predictions are in name order, so the first plots are of names starting with '-'."""
     names = _names()[dataset]
     ordinary = [v for v in names if not odd(v)]
+    assert len(names) - len(ordinary) == {"llp": 175, "unav100": 1356}[dataset]
     keep = {v for v in names if odd(v)} | set(ordinary[:20] + ordinary[-40:])  # train's first, val/test's last
     raw, shards, run = tmp_path / "raw", tmp_path / "shards", tmp_path / "run"
     splits = (_llp_raw if dataset == "llp" else _unav_raw)(raw, keep)
