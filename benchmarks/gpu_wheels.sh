@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# Builds the wheels the GPU machine's image lacks (it has Python 3.12, torch, Triton,
-# accelerate, einops, numpy, pytest, matplotlib, and no network): DeepSpeed (a pure-Python
-# wheel built here with DS_BUILD_OPS=0) and webdataset, submitit and their dependencies,
-# downloaded for CPython 3.12 / manylinux x86_64 at the versions this venv runs.
+# Builds the wheelhouse for a machine with no network (the GPU image: Python 3.12, torch,
+# Triton, numpy, pytest, accelerate, einops, ... and no deepspeed, webdataset or submitit):
+# DeepSpeed (a pure-Python wheel built here with DS_BUILD_OPS=0) and webdataset, submitit and
+# the packages they need, at the versions this venv runs, for CPython X.Y on manylinux x86_64.
+# Then proves the wheels install there: `pip install --dry-run --no-index --no-deps
+# --only-binary=:all: --python-version X.Y ... --target` over every wheel.
 #
-#   bash benchmarks/gpu_wheels.sh [FOLDER]      # default .cache/gpu_wheels (about 10 MB)
+#   bash benchmarks/gpu_wheels.sh [--python 3.12] [FOLDER]   # default .whl (about 10 MB)
+#
+# The wheelhouse must travel with the GPU check: it lives in .whl/, which .git/info/exclude
+# ignores (see benchmarks/RESULTS.md for the call that carries it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W=${1:-.cache/gpu_wheels}
+PYV=3.12
+if [ "${1:-}" = --python ]; then PYV=$2; shift 2; fi
+W=${1:-.whl}
 PY=${PYTHON:-.venv/bin/python}
+ABI=cp${PYV/./}
 mkdir -p "$W"
 version() { "$PY" -c "import importlib.metadata as m; print(m.version('$1'))"; }
 DS_BUILD_OPS=0 "$PY" -m pip wheel -q --no-deps --wheel-dir "$W" "deepspeed==$(version deepspeed)"
 pkgs=()
 for p in webdataset braceexpand submitit cloudpickle hjson pydantic pydantic-core annotated-types \
-         typing-inspection typing-extensions msgpack ninja py-cpuinfo psutil pytest-timeout tqdm pyyaml; do
+         typing-inspection typing-extensions msgpack ninja py-cpuinfo psutil pytest-timeout tqdm pyyaml einops; do
   pkgs+=("$p==$(version "$p")")
 done
-"$PY" -m pip download -q --no-deps --only-binary=:all: --dest "$W" --python-version 3.12 --implementation cp \
-  --abi cp312 --abi abi3 --abi none --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform any "${pkgs[@]}"
-ls -1 "$W"
-du -sh "$W"
+platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+           --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform any)
+"$PY" -m pip download -q --no-deps --only-binary=:all: --dest "$W" --python-version "$PYV" --implementation cp \
+  --abi "$ABI" --abi abi3 --abi none "${platforms[@]}" "${pkgs[@]}"
+# every wheel installs on CPython $PYV / manylinux x86_64, offline
+dry=$(mktemp -d)
+"$PY" -m pip install -q --dry-run --no-index --no-deps --only-binary=:all: --python-version "$PYV" \
+  --implementation cp --abi "$ABI" --abi abi3 --abi none "${platforms[@]}" --target "$dry" "$W"/*.whl
+rmdir "$dry" 2>/dev/null || true
+echo "[gpu_wheels] $(ls "$W"/*.whl | wc -l) wheels for CPython $PYV in $W ($(du -sh "$W" | cut -f1)); offline install checked"

@@ -38,20 +38,26 @@ VARIANTS = {
 
 
 def run_one(shards: Path, out: Path, variant: str, ranks: int, steps: int, batch: int, cores: int,
-            extra: list[str]) -> dict:
-    run_dir = out / f"{variant}_{ranks}rank"
+            extra: list[str], workers: int = 1, profile: bool = True) -> dict:
+    """One training run. Profiled: rank 0 times every section (a device sync each on a GPU), the
+    record is its profile.json. Unprofiled: samples/s as the trainer reports it, nothing else."""
+    run_dir = out / f"{variant}_{ranks}rank{'' if profile else '_unprofiled'}"
     threads = max(1, cores // ranks)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
            "-m", "avvp_dist.cli", "train", f"run_dir={run_dir}", f"data.shards={shards}", f"data.batch_size={batch}",
-           "data.num_workers=1", f"train.max_steps={steps}", "train.eval_every=0", "train.checkpoint_every=0",
-           "train.plots=0", "train.log_every=10", "train.warmup_steps=5", f"train.threads={threads}",
-           "train.profile=true", *VARIANTS[variant], *extra]
+           f"data.num_workers={workers}", f"train.max_steps={steps}", "train.eval_every=0", "train.checkpoint_every=0",
+           "train.plots=0", "train.final_eval=false", "train.log_every=10", "train.warmup_steps=5",
+           f"train.threads={threads}", f"train.profile={str(profile).lower()}", *VARIANTS[variant], *extra]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"{variant} on {ranks} rank(s) failed:\n{proc.stderr[-3000:]}")
+    if not profile:
+        rate = float((run_dir / "summary.txt").read_text().split("throughput ")[1].split()[0])
+        return {"variant": variant, "ranks": ranks, "threads_per_rank": threads, "samples_per_s": rate,
+                "profiled": False}
     record = json.loads((run_dir / "profile.json").read_text())
-    record.update(variant=variant, ranks=ranks)
+    record.update(variant=variant, ranks=ranks, profiled=True)
     return record
 
 
@@ -59,6 +65,10 @@ def table(rows: list[dict]) -> str:
     head = "| variant | ranks x threads | samples/s | step ms | " + " | ".join(c for _, c in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (4 + len(COLUMNS))]
     for r in rows:
+        if not r["profiled"]:
+            lines.append(f"| {r['variant']} (unprofiled) | {r['ranks']} x {r['threads_per_rank']} | "
+                         f"{r['samples_per_s']:.0f} | " + " | ".join("" for _ in range(1 + len(COLUMNS))) + " |")
+            continue
         s = r["sections_s"]
         lines.append(f"| {r['variant']} | {r['ranks']} x {r['threads_per_rank']} | {r['samples_per_s']:.0f} | "
                      f"{1000 * s['step']:.1f} | " + " | ".join(f"{1000 * s.get(k, 0.0):.1f}" for k, _ in COLUMNS) + " |")
@@ -66,7 +76,7 @@ def table(rows: list[dict]) -> str:
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
-    by = {(r["variant"], r["ranks"]): r for r in rows}
+    by = {(r["variant"], r["ranks"]): r for r in rows if r["profiled"]}
     out = {}
     for ranks in sorted({r["ranks"] for r in rows}):
         if ("weak", ranks) in by and ("full", ranks) in by:
@@ -91,23 +101,33 @@ def main() -> None:
     ap.add_argument("--data", default="runs/bench/llp_data", help="synthetic data, written once")
     ap.add_argument("--out", default="runs/bench/throughput")
     ap.add_argument("--json", default="throughput.json")
+    ap.add_argument("--workers", type=int, help="DataLoader workers per rank (default: 4 on a GPU, 1 on CPU, "
+                    "where the loader delivers 17x what training takes with one)")
+    ap.add_argument("--unprofiled", action="store_true",
+                    help="also run each configuration without the per-section timing (its device syncs)")
     ap.add_argument("extra", nargs="*", help="overrides for every run, e.g. train.zero_stage=2")
     args = ap.parse_args()
+    import torch
+
+    workers = args.workers if args.workers is not None else (4 if torch.cuda.is_available() else 1)
     cores = len(os.sched_getaffinity(0))
     _, shards = make_data(Path(args.data), args.num_train)
     rows = []
     for ranks in [int(x) for x in args.ranks.split(",")]:
         for variant in args.variants.split(","):
-            rows.append(run_one(shards, Path(args.out), variant, ranks, args.steps, args.batch, cores, args.extra))
-            print(f"  {variant} on {ranks} rank(s): {rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
-    print(f"\nmachine: {cores} cores; HAN model, LLP feature sizes, batch {args.batch} per rank; "
-          f"medians per step in ms after warm-up\n")
+            for profile in (True, False) if args.unprofiled else (True,):
+                rows.append(run_one(shards, Path(args.out), variant, ranks, args.steps, args.batch, cores, args.extra,
+                                    workers, profile))
+                print(f"  {variant} on {ranks} rank(s){'' if profile else ', unprofiled'}: "
+                      f"{rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
+    print(f"\nmachine: {cores} cores; HAN model, LLP feature sizes, batch {args.batch} per rank, {workers} loader "
+          f"worker(s) per rank; medians per step in ms after warm-up\n")
     print(table(rows))
     r = ratios(rows)
     print()
     for k, v in r.items():
         print(f"{k}: {100 * v:.1f}%" if "share" in k else f"{k}: {v:.2f}x")
-    Path(args.json).write_text(json.dumps({"cores": cores, "rows": rows, "ratios": r}, indent=1))
+    Path(args.json).write_text(json.dumps({"cores": cores, "workers": workers, "rows": rows, "ratios": r}, indent=1))
     print(f"\nwrote {args.json}")
 
 

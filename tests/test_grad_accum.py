@@ -4,16 +4,12 @@ The weak loss is a mean over the micro-batch and DeepSpeed divides each micro-st
 `gradient_accumulation_steps`, so two halves give the weak loss and the gradients of the
 whole batch. (The pseudo and CMA terms are normalised by their position counts per
 micro-step, so they are not compared here: docs/method.md says so.)"""
-import os
-
 import deepspeed
 import pytest
 import torch
-import torch.distributed as dist
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
-from avvp_dist.distributed.env import discover, init_distributed
 from avvp_dist.engine.config import TrainConfig
 from avvp_dist.engine.ds_config import deepspeed_config
 from avvp_dist.engine.trainer import adamw
@@ -22,6 +18,7 @@ from avvp_dist.method.objective import step_losses
 from avvp_dist.model.config import ModelConfig
 from avvp_dist.model.model import AVVPModel
 from conftest import synth_and_shard
+from ds_helpers import lone_group
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-7)  # fp32: the two halves sum in another order than the whole
 
@@ -36,14 +33,8 @@ def test_two_micro_batches_of_8_give_the_weak_loss_and_gradients_of_16(tmp_path)
     whole, halves = next(iter(stream(16))), list(stream(8))[:2]
     assert halves[0]["keys"] + halves[1]["keys"] == whole["keys"]
     assert {h["mask"].shape[1] for h in halves} != {whole["mask"].shape[1]}  # padded differently
-    environ = dict(os.environ)
-    init_distributed(discover({}))  # a lone process group (it sets RANK, MASTER_*: put back below)
-    try:
+    with lone_group():
         results = _train_parts(whole, halves, stream(16).manifest)
-    finally:
-        dist.destroy_process_group()
-        os.environ.clear()
-        os.environ.update(environ)
     (loss_16, grads_16), (loss_8x2, grads_8x2) = results[1], results[2]
     torch.testing.assert_close(loss_8x2, loss_16, **TOLERANCE)
     assert grads_16.keys() == grads_8x2.keys() and any(g.abs().sum() > 0 for g in grads_16.values())

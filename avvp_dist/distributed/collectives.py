@@ -70,17 +70,27 @@ def gather_rows(x: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, t
     return big, tuple(gathered), valid, r * m
 
 
+def collective_device() -> torch.device:
+    """Where tensors handed to the default group's collectives live: the current CUDA device
+    under NCCL (which takes no CPU tensors), the CPU under gloo."""
+    if is_distributed() and "nccl" in str(dist.get_backend()).lower():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_gather_bytes(payload: bytes) -> list[bytes]:
-    """Every rank's byte string, in rank order (sizes first, then a padded uint8 block)."""
+    """Every rank's byte string, in rank order (sizes first, then a padded uint8 block), moved
+    through `collective_device()`."""
     if not is_distributed():
         return [payload]
-    w = dist.get_world_size()
+    w, device = dist.get_world_size(), collective_device()
     data = torch.frombuffer(bytearray(payload), dtype=torch.uint8) if payload else torch.zeros(0, dtype=torch.uint8)
-    sizes = torch.zeros(w, dtype=torch.long)
+    sizes = torch.zeros(w, dtype=torch.long, device=device)
     sizes[dist.get_rank()] = len(payload)
     dist.all_reduce(sizes)
-    block = torch.zeros(max(1, int(sizes.max())), dtype=torch.uint8)
-    block[: len(payload)] = data
+    sizes = sizes.tolist()
+    block = torch.zeros(max(1, max(sizes)), dtype=torch.uint8, device=device)
+    block[: len(payload)] = data.to(device)
     parts = [torch.empty_like(block) for _ in range(w)]
     dist.all_gather(parts, block)
-    return [bytes(p[: int(n)].numpy()) for p, n in zip(parts, sizes)]
+    return [bytes(p[:n].cpu().numpy()) for p, n in zip(parts, sizes)]

@@ -27,6 +27,9 @@ class TrainConfig:
     threads: int = 0  # torch threads per rank; 0 = cores / ranks on this machine
     protocol: str = "han"  # evaluation protocol preset
     plots: int = 8  # test-split timeline plots at the end
+    # at the end: a validation (unless one just ran) and the test-split evaluation of the best
+    # checkpoints; off for throughput runs (benchmarks, the GPU check), which then write no best_*.pt
+    final_eval: bool = True
     deepspeed_json: str = ""  # a DeepSpeed JSON whose keys override the generated config (e.g. bucket sizes)
     profile: bool = False  # time each section of every step; rank 0 writes profile.json (benchmarks/throughput.py)
     debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these micro-steps of the run (1-based, counted across resumes)

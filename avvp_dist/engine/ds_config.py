@@ -27,9 +27,14 @@ def deepspeed_config(train: TrainConfig, micro_batch: int, world_size: int, prec
         "steps_per_print": 10**9,  # our logger reports; keep DeepSpeed quiet
         "wall_clock_breakdown": False,
     }
-    if precision == "bf16":
+    if precision == "bf16" and train.zero_stage == 0:
+        # fp32 weights and torch's autocast around the forward: the client's AdamW steps as it is.
+        # DeepSpeed's "bf16" at ZeRO 0 wraps a client optimizer in FP16_UnfusedOptimizer, whose
+        # overflow check reads every parameter's gradient norm on the host (one sync each)
+        cfg["torch_autocast"] = {"enabled": True, "dtype": "bfloat16"}
+    elif precision == "bf16":  # ZeRO 1/2: bf16 weights in DeepSpeed's flat groups, one overflow check
         cfg["bf16"] = {"enabled": True}
-    elif precision == "fp16":
+    elif precision == "fp16":  # dynamic loss scaling; at ZeRO 0 the per-parameter overflow check remains
         cfg["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 1000,
                        "hysteresis": 2, "min_loss_scale": 1}
     if train.deepspeed_json:

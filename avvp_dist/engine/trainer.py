@@ -22,7 +22,7 @@ from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, PREEMPT, S
 from avvp_dist.engine.schedule import warmup_cosine
 from avvp_dist.engine.state import TrainState
 from avvp_dist.eval.datasets import dataset_spec
-from avvp_dist.method.ema import EMATeacher, flatten_parameters_
+from avvp_dist.method.ema import EMATeacher, contiguous_runs, flatten_parameters_
 from avvp_dist.method.objective import step_losses
 from avvp_dist.model.checkpoint import load_model, save_model
 from avvp_dist.model.model import AVVPModel
@@ -55,6 +55,19 @@ def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
+def flat_student(engine, zero_stage: int) -> int:
+    """At ZeRO 0, makes the engine's parameters one flat buffer again if `deepspeed.initialize`
+    undid it (moving each parameter to the GPU, or casting it, allocates it anew), so the EMA
+    is one launch per step; returns the number of contiguous runs. Under ZeRO 1/2 the
+    parameters already are views into DeepSpeed's flat groups and are left as they are.
+    The parameter objects stay the same (only their storage moves), so the optimizer still
+    updates the module's weights."""
+    params = list(engine.module.parameters())
+    if zero_stage == 0 and len(contiguous_runs(params)) > 1:
+        flatten_parameters_(engine.module)
+    return len(contiguous_runs(list(engine.module.parameters())))
 
 
 def agree(flag: bool, device) -> bool:
@@ -107,6 +120,7 @@ class Trainer:
         self.engine, _, _, self.scheduler = deepspeed.initialize(model=model, optimizer=optimizer,
                                                                  lr_scheduler=scheduler, config=ds)
         ckpt.weights_only_engine(self.engine)  # resume reads every file with weights_only=True
+        flat_student(self.engine, t.zero_stage)
         self.device = self.engine.device
         self.dtype = next(self.engine.module.parameters()).dtype
         # after initialize: the teacher copies the weights every rank now shares
@@ -279,7 +293,7 @@ class Trainer:
             self._save()
         if t.profile and self.rank == 0:
             self._write_profile(state.step - start_step)
-        if not (t.eval_every and state.step % t.eval_every == 0):
+        if t.final_eval and not (t.eval_every and state.step % t.eval_every == 0):
             self._validate()
         self._finish(time.perf_counter() - t0 - self.overhead_s, state.step - start_step)
         return 0
@@ -319,8 +333,17 @@ class Trainer:
                 save_model(m, self.run_dir / f"final_{name}.pt", self.classes, self.dataset, extra={"step": self.step})
         if dist.is_initialized():
             dist.barrier()  # rank 0 has written every best_/final_ file before anyone reads them
+        rate = steps * self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum / max(seconds, 1e-9)
+        throughput = (f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s of training, without "
+                      f"validation and checkpoints); {self.state.nan_skips} non-finite steps skipped")
+        if not self.cfg.train.final_eval:
+            if self.rank == 0:
+                print(f"{throughput}\nno final evaluation (train.final_eval=false)", flush=True)
+                (self.run_dir / "summary.txt").write_text(throughput + "\n")
+            return
         # the same names on every rank (not what each rank happens to see on disk): same collectives
-        models = {n: load_model(self.run_dir / f"best_{n}.pt")[0] for n in self._models()}
+        # evaluated on the training device, like the periodic validations
+        models = {n: load_model(self.run_dir / f"best_{n}.pt", self.device)[0] for n in self._models()}
         result = self._evaluate("test", models)
         if self.rank != 0:
             return
@@ -328,7 +351,6 @@ class Trainer:
         curves = plot_curves(self.run_dir)
         print()
         print_report(result)
-        rate = steps * self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum / max(seconds, 1e-9)
         best = self.state.best
         key = best.get("metric", "score")
         summary = [
@@ -337,8 +359,7 @@ class Trainer:
             f"{len(self.classes)} classes, shards in {self.shards}",
             f"world      {self.world} rank(s) ({self.env.source}), {self.threads} threads/rank, ZeRO "
             f"{self.cfg.train.zero_stage}, {self.precision}",
-            f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s of training, without "
-            f"validation and checkpoints); {self.state.nan_skips} non-finite steps skipped",
+            throughput,
             f"best       {best.get('model')} {key} {best['score']:.2f} at step {best['step']} "
             f"-> {self.run_dir / ('best_' + str(best.get('model')) + '.pt')}",
             f"test       {self.run_dir / 'eval_test' / 'metrics.json'}; plots in {self.run_dir / 'eval_test' / 'plots'}",

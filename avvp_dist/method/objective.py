@@ -64,8 +64,10 @@ def _cma_terms(out: ModelOutput, masks: PseudoMasks, embed: nn.Module, cfg: Meth
                terms: dict) -> torch.Tensor:
     """The weighted CMA term (agreement and cross-video InfoNCE) at the reliable pairs."""
     b, t, c = masks.pairs.nonzero(as_tuple=True)
-    e_a, e_v = (e.float() for e in embed(out.h_a[b, t], out.h_v[b, t], c))
-    count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64))
+    dtype = next(embed.parameters()).dtype  # under autocast the states are bf16 and the head fp32
+    e_a, e_v = (e.float() for e in embed(out.h_a[b, t].to(dtype), out.h_v[b, t].to(dtype), c))
+    # on the device of the data: a CPU tensor handed to an NCCL collective fails
+    count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64, device=e_a.device))
     scale = w / count.clamp_min(1).item()
     cma = torch.zeros((), device=e_a.device)
     if cfg.cma.agreement:

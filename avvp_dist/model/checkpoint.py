@@ -74,8 +74,8 @@ def save_model(model: AVVPModel, path: str | Path, classes: list[str], dataset: 
     os.replace(tmp, path)
 
 
-def load_model(path: str | Path, map_location: str = "cpu") -> tuple[AVVPModel, dict]:
-    """(model in eval mode, the checkpoint's metadata without the weights)."""
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[AVVPModel, dict]:
+    """(model in eval mode on `map_location`, the checkpoint's metadata without the weights)."""
     blob = weights_only_load(path, map_location)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an avvp_dist model checkpoint "
@@ -95,6 +95,6 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[AVVPModel, 
                                       missing and f"missing: {', '.join(missing[:4])}",
                                       unexpected and f"unexpected: {', '.join(unexpected[:4])}"])))
     model.load_state_dict(blob["state_dict"])
-    model.eval()
+    model.to(map_location).eval()
     meta = {k: v for k, v in blob.items() if k != "state_dict"}
     return model, meta
