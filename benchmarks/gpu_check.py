@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -113,6 +114,7 @@ def out_problems(out: Path) -> list[str]:
 
 def run_stages(profile: str, out: Path) -> int:
     TMP.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     report = {"profile": profile, "budget_s": BUDGET_S, "stages": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     path = out / "gpu_check.json"
     t0 = time.time()
@@ -124,15 +126,21 @@ def run_stages(profile: str, out: Path) -> int:
             continue
         print(f"[gpu_check {time.time() - t0:.0f}s] {name} (at most {timeout} s): {' '.join(cmd[1:4])} ...", flush=True)
         s0 = time.time()
+        # its own process group: at the limit, torchrun's workers go too, not only the stage's process
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
-            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-            rc, text = proc.returncode, proc.stdout + proc.stderr
-        except subprocess.TimeoutExpired as e:
-            rc, text = "timeout", (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+            stdout, stderr = proc.communicate(timeout=timeout)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            rc = "timeout"
+        text = stdout + stderr
         print(text[-3000:], flush=True)
         entry = {"status": "ok" if rc == 0 else "failed", "rc": rc, "seconds": round(time.time() - s0, 1)}
-        if name == "env" and rc == 0:
-            entry.update(json.loads(text.strip().splitlines()[-1]))
+        if name == "env" and rc == 0:  # its last JSON line (libraries log to stdout too)
+            entry.update(json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1]))
         if name == "kernel_tests" and (TMP / "kernel_tests.xml").exists():
             entry["junit"] = junit(TMP / "kernel_tests.xml")
             if profile == "gpu" and entry["junit"]["skipped"]:  # a CUDA test that did not run is no pass
@@ -163,7 +171,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.env:
         sys.exit(check_env(args.profile))
-    args.out.mkdir(parents=True, exist_ok=True)
     sys.exit(run_stages(args.profile, args.out))
 
 

@@ -82,3 +82,23 @@ def test_the_gpu_profile_fits_its_budget():
     plan = gpu_check.stages("gpu")
     assert sum(t for _, t, cmd in plan if cmd) <= gpu_check.BUDGET_S <= 300
     assert [n for n, _, _ in plan][-4:] == [f"train_{n}" for n in gpu_check.TRAIN]
+
+
+def test_a_stage_past_its_limit_is_killed_and_the_rest_still_run(tmp_path, monkeypatch):
+    """A stage that overruns is killed with its whole process group (torchrun's workers too),
+    reported as a timeout in the report already on disk, and the next stage still runs."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_check
+
+    monkeypatch.setattr(gpu_check, "TMP", tmp_path / "work")
+    env = [sys.executable, "-c", "print('noise'); print('{\"device\": \"cpu\"}'); print('more noise')"]
+    monkeypatch.setattr(gpu_check, "stages", lambda profile: [
+        ("env", 20, env), ("slow", 1, ["bash", "-c", f"sleep 30 & echo $! > {tmp_path}/child; wait"]),
+        ("after", 20, [sys.executable, "-c", "pass"])])
+    assert gpu_check.run_stages("rehearsal", tmp_path / "OUT") == 1
+    report = json.loads((tmp_path / "OUT" / "gpu_check.json").read_text())
+    assert report["stages"]["env"]["device"] == "cpu"
+    assert report["stages"]["slow"]["rc"] == "timeout" and report["stages"]["slow"]["status"] == "failed"
+    assert report["stages"]["after"]["status"] == "ok" and not report["ok"]
+    child = int((tmp_path / "child").read_text())
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
