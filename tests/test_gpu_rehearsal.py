@@ -2,7 +2,7 @@
 plumbing is proven before a GPU machine is lent (15 minutes, one cold try).
 
 The image's `python3` is itself a venv holding torch, Triton, numpy and pytest and lacking
-deepspeed, webdataset and submitit (../shared/PLATFORM-NOTES.md). Here: a venv made from
+deepspeed, webdataset and submitit (the platform notes on the GPU machine). Here: a venv made from
 this venv (a venv inside a venv), seeing this venv's packages through a .pth file (linked,
 not installed again) except those the image lacks; a wheelhouse built for this Python by
 `benchmarks/gpu_wheels.sh`; then `benchmarks/gpu_check.sh --profile rehearsal`, which must
