@@ -219,7 +219,7 @@ def test_manifest_disagreements(tmp_path):
     doc["shards"][0]["count"] = 3  # ... or fewer
     doc["shards"][0]["digests"] = doc["shards"][0]["digests"][:3]
     (tmp_path / "manifest.json").write_text(json.dumps(doc))
-    with pytest.raises(ShardError, match="train-00000.tar: holds more than the 3 samples the manifest says"):
+    with pytest.raises(ShardError, match="^[^(]*train-00000.tar: holds more than the 3 samples the manifest says"):
         list(ShardStream(tmp_path, DataConfig(batch_size=7, num_workers=0, verify_checksums=False), train=False))
     (tmp_path / "train-00001.tar").unlink()
     with pytest.raises(ShardError, match="train-00001.tar: listed in the manifest but missing"):

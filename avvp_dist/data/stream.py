@@ -65,6 +65,8 @@ def read_run(url: Location, run: Run, expected: int) -> Iterator[dict]:
                     current["__sha256__"] = digest.hexdigest()
                     yield current
                 index += 1
+    except ShardError:
+        raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:  # ValueError: webdataset's pipe status
         raise ShardError(f"{url}: unreadable or truncated shard after {index} samples ({e})", "unreadable_shard") from e
     if index < run.stop:
