@@ -147,6 +147,9 @@ def cmd_parse(args) -> None:
 
     from avvp_dist.eval.parse import VideoParser
 
+    bad = [item for item in args.features if "=" not in item]
+    if bad:
+        raise ValueError(f"{bad[0]!r}: give each feature file as name=path.npy (e.g. vggish=a.npy)")
     paths = dict(item.split("=", 1) for item in args.features)
     print(json.dumps(VideoParser(args.checkpoint, args.protocol).parse_video(paths, args.video), indent=1))
 

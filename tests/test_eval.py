@@ -90,6 +90,8 @@ def test_parse_one_video(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["video"] == "AKVyIQoSyBA_131.8_141.8"
     assert main(["parse", "--checkpoint", str(ckpt), paths[0]]) == 2
     assert "missing feature 'res152'" in capsys.readouterr().err
+    assert main(["parse", "--checkpoint", str(ckpt), "a.npy"]) == 2
+    assert "'a.npy': give each feature file as name=path.npy" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("edit, fragment", [
