@@ -3,8 +3,8 @@
     python benchmarks/gpu_check.py --out OUT [--profile gpu|rehearsal]
 
 Run by `benchmarks/gpu_check.sh`, which installs what the interpreter lacks first. Every
-stage runs as a subprocess with a timeout (`stages()`: 270 s in all on the GPU, at most
-the 270 s the check may take, so that a warm rerun still fits a 600 s command); its outcome
+stage runs as a subprocess with a timeout (`stages()`: 270 s in all on the GPU, the check's
+budget, so that a warm rerun still fits a 600 s command); its outcome
 goes into OUT/gpu_check.json at once, so a check cut short still reports what it did.
 Everything else (data, runs, JUnit XML, kernel timings) is written under /tmp: OUT holds
 gpu_check.json and the log only, inside the device tool's return limits (`OUT_LIMITS`).

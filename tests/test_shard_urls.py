@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,8 +105,6 @@ def test_local_folders_with_colons_are_plain_files(shards, tmp_path, monkeypatch
     """A relative folder whose first component holds ':' once went through webdataset's opener,
     which reads 'pipe:...' as a command to run (and 'run:1/...' as an unknown scheme)."""
     monkeypatch.chdir(tmp_path)
-    from pathlib import Path
-
     for name in ("run:1", "pipe:touch PWNED; true "):  # old: ran `touch PWNED; true /test/test-00000.tar`
         shutil.copytree(shards / "test", tmp_path / name / "test")
         _same(_read(Path(name) / "test"), _read(shards / "test"))

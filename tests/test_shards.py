@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avvp_dist.data.config import DataConfig
-from avvp_dist.data.shards import Manifest, ShardError, npy_bytes, write_shards
+from avvp_dist.data.shards import FORMAT, Manifest, ShardError, npy_bytes, write_shards
 from avvp_dist.data.stream import ShardStream
 from conftest import CLASSES, FEATURES, pickled_npy, toy_samples
 
@@ -192,6 +192,10 @@ def test_a_corrupted_sample_is_found_while_reading(tmp_path):
     stream = ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0, on_error="skip"), train=False)
     assert [k for b in stream for k in b["keys"]] == [f"s{i:04d}" for i in range(8) if i != 5]
     assert stream.last_report["skipped_by_reason"] == {"checksum": 1}
+    # the whole-file check finds it too (a full read; docs/data.md names it), sizes alone do not
+    Manifest.load(tmp_path).verify(tmp_path)
+    with pytest.raises(ShardError, match="train-00001.tar: sha256 differs from the manifest"):
+        Manifest.load(tmp_path).verify(tmp_path, checksums=True)
     # without checksums the flipped value streams through: the check is what catches it
     stream = ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0, verify_checksums=False), train=False)
     assert len([k for b in stream for k in b["keys"]]) == 8
@@ -209,7 +213,7 @@ def test_manifest_disagreements(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(doc))
     with pytest.raises(ShardError, match="without per-sample checksums: run `avvp-dist shard` again"):
         Manifest.load(tmp_path)
-    doc["format"] = Manifest.load.__globals__["FORMAT"]
+    doc["format"] = FORMAT
     doc["shards"][0]["count"] = 5  # the manifest claims more samples than the shard holds
     doc["shards"][0]["digests"].append("0" * 64)
     (tmp_path / "manifest.json").write_text(json.dumps(doc))
