@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from avvp_dist.distributed.hostlist import slurm_rendezvous
@@ -51,6 +52,46 @@ def discover(env: dict | None = None) -> DistEnv:
                                f"({source} variables): they would train as separate jobs. Launch with torchrun, "
                                "`accelerate launch` (ACCELERATE_USE_CPU=true ... --multi_gpu on CPU) or srun.")
     return DistEnv(rank, world, local, source)
+
+
+def _slurm_counts(text: str, name: str) -> list[int]:
+    """SLURM's per-node counts, `"2(x3),1"` -> [2, 2, 2, 1]."""
+    out = []
+    for part in text.split(","):
+        m = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+        if m is None:
+            raise ValueError(f"environment variable {name}={text!r} is not a SLURM per-node count list")
+        out += [int(m.group(1))] * int(m.group(2) or 1)
+    return out
+
+
+def local_world_size(env: dict | None = None) -> int:
+    """How many ranks of the job run on this node: LOCAL_WORLD_SIZE (torchrun, accelerate,
+    submitit), else SLURM's tasks on this node (SLURM_STEP_TASKS_PER_NODE or
+    SLURM_TASKS_PER_NODE, e.g. `2(x3),1`, read at SLURM_NODEID), else 1."""
+    env = os.environ if env is None else env
+    if "LOCAL_WORLD_SIZE" in env:
+        return _int(env, "LOCAL_WORLD_SIZE")
+    for name in ("SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"):
+        if env.get(name):
+            counts = _slurm_counts(env[name], name)
+            node = _int(env, "SLURM_NODEID") if "SLURM_NODEID" in env else 0
+            return counts[min(node, len(counts) - 1)]
+    return 1
+
+
+def threads_per_rank(requested: int, env: dict | None = None, cores: int | None = None) -> int:
+    """Compute threads for this rank: `requested` when > 0; else the CPUs SLURM gave the task
+    (SLURM_CPUS_PER_TASK); else this machine's cores (its CPU affinity) divided among the
+    ranks on it."""
+    env = os.environ if env is None else env
+    if requested > 0:
+        return requested
+    if env.get("SLURM_CPUS_PER_TASK"):
+        return max(1, _int(env, "SLURM_CPUS_PER_TASK"))
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_world_size(env)))
 
 
 def rendezvous(env: DistEnv, environ: dict | None = None) -> dict[str, str]:

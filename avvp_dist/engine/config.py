@@ -24,7 +24,7 @@ class TrainConfig:
     max_consecutive_nan: int = 5  # non-finite losses in a row before the run stops
     resume: str = ""  # "" (fresh run), "auto" (latest complete checkpoint of run_dir) or a checkpoint folder
     dist_timeout_s: int = 600  # collectives that wait longer fail instead of hanging
-    threads: int = 0  # torch threads per rank; 0 = cores / ranks on this machine
+    threads: int = 0  # torch threads per rank; 0 = SLURM_CPUS_PER_TASK, else cores / ranks on this machine
     protocol: str = "han"  # evaluation protocol preset
     plots: int = 8  # test-split timeline plots at the end
     # at the end: a validation (unless one just ran) and the test-split evaluation of the best
