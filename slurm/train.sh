@@ -10,9 +10,12 @@
 #SBATCH --output=slurm-%x-%j.out
 #
 # Train avvp_dist on SLURM: srun starts one training process per task; rank and world
-# come from SLURM_PROCID / SLURM_NTASKS, the rendezvous is the first host of the
-# allocation (resolved once per job by `scontrol show hostnames`) on a port picked by the
-# job id, exported to every task. The same script from one node to many.
+# come from SLURM_PROCID / SLURM_NTASKS, the rendezvous is the first node of the
+# allocation at the address SLURM reaches it by (its NodeAddr: node names need not
+# resolve), resolved once per job, on a port picked by the job id, exported to every task.
+# Before training, every rank checks that it sees the run folder and the shards, and the
+# job stops naming the node that does not. Threads per task: --cpus-per-task. The same
+# script from one node to many (tested on a real two-node SLURM: README, "Multi-node").
 #
 #   sbatch [sbatch options] slurm/train.sh [CONFIG.yaml] [key=value ...]
 #
@@ -78,17 +81,14 @@ cmd=(srun --kill-on-bad-exit=1 --open-mode=append --output="$RUN_DIR/logs/%j-tas
 if [ "$DRY_RUN" = 1 ]; then  # no cluster: the host list is expanded by avvp_dist's own parser
   exec "$PYTHON" -m avvp_dist.launch.slurm_plan -- "${cmd[@]}"
 fi
-# the rendezvous, once for the whole job: SLURM's own expansion of the host list, not each task's
-MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-if [ -z "$MASTER_ADDR" ]; then
-  echo "slurm/train.sh: scontrol show hostnames '$SLURM_JOB_NODELIST' printed no host" >&2
-  exit 2
-fi
+# the rendezvous, once for the whole job: the first node's NodeAddr, as SLURM expands the host
+# list and reaches the node (avvp_dist/launch/rendezvous.py)
+MASTER_ADDR=$("$PYTHON" -m avvp_dist.launch.rendezvous) || exit 2
 export MASTER_ADDR MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))
 
 mkdir -p "$RUN_DIR/logs"
 say() { echo "[slurm/train.sh $(date +%H:%M:%S)] $*"; }
-say "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): $SLURM_NTASKS task(s) on $SLURM_JOB_NODELIST; rendezvous $MASTER_ADDR:$MASTER_PORT; run folder $RUN_DIR"
+say "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): $SLURM_NTASKS task(s) on $SLURM_JOB_NODELIST; rendezvous $MASTER_ADDR:$MASTER_PORT (first node's NodeAddr); run folder $RUN_DIR"
 say "${cmd[*]}"
 rm -f "$RUN_DIR/PREEMPTED"
 "${cmd[@]}"

@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 
-from avvp_dist.distributed.env import discover, rendezvous
+from avvp_dist.distributed.env import discover, rendezvous, threads_per_rank
 from avvp_dist.distributed.hostlist import expand_hostlist
 
 SHOWN = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_NNODES", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE",
@@ -34,7 +34,8 @@ def task_environments(environ: dict) -> list[list[dict]]:
         for local in range(per_node):
             env = dict(environ, SLURM_PROCID=str(n * per_node + local), SLURM_LOCALID=str(local),
                        SLURM_NODEID=str(n), SLURM_NTASKS=str(world), SLURMD_NODENAME=host,
-                       SLURM_STEP_NODELIST=environ["SLURM_JOB_NODELIST"])
+                       SLURM_STEP_NODELIST=environ["SLURM_JOB_NODELIST"],
+                       SLURM_TASKS_PER_NODE=f"{per_node}(x{nodes})" if nodes > 1 else str(per_node))
             tasks.append(env)
         plan.append(tasks)
     return plan
@@ -54,7 +55,9 @@ def describe(environ: dict, command: list[str]) -> str:
     lines = [f"# dry run of job {environ['SLURM_JOB_ID']}: {len(plan)} node(s) x {len(plan[0])} task(s) = "
              f"{sum(map(len, plan))} rank(s); GPUs per node: {gpus or 'none asked for'}",
              "# job environment (every node): " + " ".join(f"{k}={environ[k]}" for k in SHOWN if k in environ),
-             f"# the batch script, on {plan[0][0]['SLURMD_NODENAME']}, runs:", "   " + shlex.join(command)]
+             f"# the batch script, on {plan[0][0]['SLURMD_NODENAME']}, runs:", "   " + shlex.join(command),
+             f"# rendezvous: in a real job, {plan[0][0]['SLURMD_NODENAME']}'s NodeAddr (scontrol show node), exported "
+             "as MASTER_ADDR; here its name"]
     for tasks in plan:
         host = tasks[0]["SLURMD_NODENAME"]
         lines.append(f"\n## node {tasks[0]['SLURM_NODEID']} ({host}): {len(tasks)} task(s) of "
@@ -66,7 +69,7 @@ def describe(environ: dict, command: list[str]) -> str:
             lines.append(f"   task {env['SLURM_PROCID']}: SLURM_PROCID={env['SLURM_PROCID']} "
                          f"SLURM_LOCALID={env['SLURM_LOCALID']} SLURM_NODEID={env['SLURM_NODEID']} -> RANK={r['RANK']} "
                          f"WORLD_SIZE={r['WORLD_SIZE']} LOCAL_RANK={r['LOCAL_RANK']} MASTER_ADDR={r['MASTER_ADDR']} "
-                         f"MASTER_PORT={r['MASTER_PORT']}{device}")
+                         f"MASTER_PORT={r['MASTER_PORT']}, {threads_per_rank(0, env)} thread(s){device}")
     return "\n".join(lines)
 
 

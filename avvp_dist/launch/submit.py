@@ -5,6 +5,10 @@
                  tasks_per_node=4), folder="runs/submitit")
     print(job.result())   # rank 0's summary: run folder, steps, test metrics
 
+Rendezvous: the batch script resolves the first node's address once (its NodeAddr,
+`launch.rendezvous`; submitit's own MASTER_ADDR is the node's name, which need not
+resolve) and every task uses it.
+
 Preemption and time-outs: SLURM (or the local executor) sends SIGUSR2 before the end. The
 trainer's handler only sets a flag; at the next step boundary the ranks agree on what was
 asked (engine.signals), every rank saves its part of the checkpoint and leaves training;
@@ -26,6 +30,7 @@ from pathlib import Path
 import submitit
 
 from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, preemption_signal
+from avvp_dist.launch.rendezvous import ADDR_VARIABLE, setup_line
 
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
@@ -58,6 +63,9 @@ class Resources:
             p["slurm_additional_parameters"] = dict(self.slurm_extra)
         # a task that dies ends the job step instead of leaving the others waiting in a collective
         p["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
+        # the rendezvous address, resolved once in the batch script (the first node's NodeAddr):
+        # submitit's own MASTER_ADDR is the first node's name, which need not resolve
+        p["slurm_setup"] = [setup_line()]
         return p
 
 
@@ -71,15 +79,17 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         from avvp_dist.config import load_config
-        from avvp_dist.engine.trainer import Trainer, run_to_end
+        from avvp_dist.engine.trainer import build_trainer, run_to_end
 
         # the job is the launcher: rank, world and rendezvous come from the allocation, never from
         # variables another launcher left in the submitting process (SLURM exports its environment)
         for name in LAUNCHER_VARIABLES:
             os.environ.pop(name, None)
         dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and os.environ.get(ADDR_VARIABLE):
+            os.environ["MASTER_ADDR"] = os.environ[ADDR_VARIABLE]  # set by the batch script's setup line
         cfg = load_config(self.config, [*self.overrides, "train.resume=auto"])
-        trainer = Trainer(cfg)
+        trainer = build_trainer(cfg)
         code = run_to_end(trainer)
         result = {"status": "finished", "rank": dist_env.rank, "world_size": dist_env.world_size,
                   "run_dir": str(cfg.run_dir), "step": trainer.step}
