@@ -67,14 +67,16 @@ def start_reason(previous: list[dict], restart_count: int) -> str:
     if last["event"] == "end":
         reason = REASONS.get(last["status"], last["status"])
         return f"{reason} ({last['error']})" if last.get("error") else reason
+    on = f" on {', '.join(last['nodes'])}" if last.get("nodes") else ""
     if restart_count > int(last.get("restart_count") or 0):
-        return "node failure (SLURM requeued the job; the previous start recorded no end)"
-    return "crash (the previous start recorded no end: killed, out of memory, or its node lost)"
+        return f"node failure (SLURM requeued the job; the previous start{on} recorded no end)"
+    return f"crash (the previous start{on} recorded no end: killed, out of memory, or its node lost)"
 
 
 def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: str, threads: int,
-                 step: int, checkpoint: Path | None) -> dict:
-    """Writes config.yaml and run.json (this start) and appends the start to history.jsonl."""
+                 step: int, checkpoint: Path | None, ranks: list[dict] | None = None) -> dict:
+    """Writes config.yaml and run.json (this start) and appends the start to history.jsonl.
+    `ranks`: where each rank runs (`engine.placement.this_rank`), recorded in both."""
     import deepspeed
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -82,12 +84,13 @@ def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: 
     event = {"event": "start", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "launcher": launcher,
              "job_id": job_id(), "restart_count": restarts, "world_size": world_size, "step": step,
              "checkpoint": str(checkpoint) if checkpoint else None,
-             "reason": start_reason(history(run_dir), restarts)}
+             "reason": start_reason(history(run_dir), restarts),
+             "nodes": sorted({r["node"] for r in ranks}) if ranks else None}
     _append(run_dir, event)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     record = {"command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": world_size,
               "launcher": launcher, "precision": precision, "zero_stage": cfg.train.zero_stage,
-              "threads_per_rank": threads, "started": event["time"], "start": event,
+              "threads_per_rank": threads, "ranks": ranks, "started": event["time"], "start": event,
               "versions": {"avvp_dist": __version__, "torch": torch.__version__, "deepspeed": deepspeed.__version__,
                            "python": sys.version.split()[0]}}
     (run_dir / "run.json").write_text(json.dumps(record, indent=1))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -13,10 +12,11 @@ import torch.distributed as dist
 
 from avvp_dist.data.location import folder, is_url, shard_root
 from avvp_dist.data.shards import Manifest, ShardError
-from avvp_dist.distributed.env import DistEnv, discover, init_distributed
+from avvp_dist.distributed.env import discover, init_distributed, threads_per_rank
 from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
 from avvp_dist.engine.logger import RunLogger, plot_curves
+from avvp_dist.engine.placement import check_visible, this_rank
 from avvp_dist.engine.record import record_end, record_start
 from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, PREEMPT, StopSignals, agree_max
 from avvp_dist.engine.schedule import warmup_cosine
@@ -37,12 +37,9 @@ class TrainingStopped(RuntimeError):
     """The run stopped on purpose (too many non-finite losses); a checkpoint was saved."""
 
 
-def set_threads(env: DistEnv, requested: int) -> int:
-    """Torch threads per rank: the machine's cores divided among the ranks on it."""
-    local = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("SLURM_NTASKS_PER_NODE", "1")
-    local = int(local.split("(")[0] or 1)  # SLURM writes e.g. "2(x3)"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = requested or max(1, cores // max(1, local))
+def set_threads(requested: int) -> int:
+    """Sets torch's threads for this rank (`threads_per_rank`) and returns the number."""
+    n = threads_per_rank(requested)
     torch.set_num_threads(n)
     return n
 
@@ -70,6 +67,12 @@ def flat_student(engine, zero_stage: int) -> int:
     return len(contiguous_runs(list(engine.module.parameters())))
 
 
+def _nodes(ranks: list[dict]) -> str:
+    """`2 node(s): n1, n2` from `placement.this_rank` records."""
+    names = list(dict.fromkeys(r["node"] for r in ranks))
+    return f"{len(names)} node(s): {', '.join(names)}"
+
+
 def agree(flag: bool, device) -> bool:
     """True on every rank if it is True on any rank."""
     return bool(agree_max(int(flag), device))
@@ -85,11 +88,13 @@ class Trainer:
 
         self.cfg, t = cfg, cfg.train
         self.env = discover()
-        self.threads = set_threads(self.env, t.threads)
+        self.threads = set_threads(t.threads)
         init_distributed(self.env, t.dist_timeout_s)
         self.rank, self.world = self.env.rank, self.env.world_size
         self.run_dir = Path(cfg.run_dir)
         self.shards = shard_root(cfg.data.shards, self.run_dir / "shards")
+        # every rank sees the run folder and the shards, or the job stops naming the node that does not
+        self.ranks = check_visible(self.run_dir, self.shards, this_rank(self.env, self.threads))
         self.precision = resolve_precision(t.precision)
         torch.manual_seed(cfg.seed)
         self.stream = ShardStream(folder(self.shards, "train"), cfg.data, self.rank, self.world, cfg.seed)
@@ -134,7 +139,7 @@ class Trainer:
             self._restore(resume)
         if self.rank == 0:  # only now: a checkpoint that does not fit, or is refused, leaves the folder as it was
             record_start(self.run_dir, cfg, self.env.source, self.world, self.precision, self.threads, self.step,
-                         resume)
+                         resume, self.ranks)
             (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
         self.signals = StopSignals()
         self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.state.step)
@@ -357,8 +362,8 @@ class Trainer:
             "", "=" * 72, f"run {self.run_dir}",
             f"data       {self.dataset}: {self.stream.manifest.num_samples} training videos, "
             f"{len(self.classes)} classes, shards in {self.shards}",
-            f"world      {self.world} rank(s) ({self.env.source}), {self.threads} threads/rank, ZeRO "
-            f"{self.cfg.train.zero_stage}, {self.precision}",
+            f"world      {self.world} rank(s) ({self.env.source}) on {_nodes(self.ranks)}, "
+            f"{self.threads} threads/rank, ZeRO {self.cfg.train.zero_stage}, {self.precision}",
             throughput,
             f"best       {best.get('model')} {key} {best['score']:.2f} at step {best['step']} "
             f"-> {self.run_dir / ('best_' + str(best.get('model')) + '.pt')}",
@@ -383,7 +388,21 @@ def run_to_end(trainer: Trainer) -> int:
     return code
 
 
+def build_trainer(cfg) -> Trainer:
+    """`Trainer(cfg)`; if that fails, this process leaves the process group before the error
+    goes on."""
+    try:
+        return Trainer(cfg)
+    except Exception:
+        # leave the process group before the error ends the process: a gloo group still open at
+        # exit aborts it (SIGABRT, "terminate called without an active exception") instead of
+        # letting it exit with the error's code
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        raise
+
+
 def train(cfg) -> int:
     """Entry point of every launch path; returns the process exit code (0, or
     EXIT_PREEMPTED after a preemption signal and a complete checkpoint)."""
-    return run_to_end(Trainer(cfg))
+    return run_to_end(build_trainer(cfg))

@@ -2,7 +2,8 @@
 
 `avvp-dist train`, the accelerate recipes and `slurm/train.sh` (through the CLI) all end
 here, so they check the config the same way and map outcomes to the same exit codes:
-0 done, 2 bad config, data or checkpoint (the message names the key or file), 3 preempted
+0 done, 2 bad config, data or checkpoint (the message names the key or file), or a run
+folder or shards that some node cannot see (the message names the node), 3 preempted
 after a complete checkpoint (requeue me), 4 stopped after too many non-finite losses, 143
 stopped by SIGTERM after a complete checkpoint (do not requeue).
 """
@@ -16,6 +17,7 @@ from avvp_dist.data.annotations import AnnotationError
 from avvp_dist.data.features import FeatureError
 from avvp_dist.data.shards import ShardError
 from avvp_dist.engine.checkpoint import CheckpointError
+from avvp_dist.engine.placement import NotVisible
 
 EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 4
@@ -31,6 +33,6 @@ def train_command(config: str | None, overrides: list[str], prog: str = "avvp-di
     except TrainingStopped as e:
         print(f"{prog}: stopped: {e}", file=sys.stderr, flush=True)
         return EXIT_STOPPED
-    except (ConfigError, AnnotationError, FeatureError, ShardError, CheckpointError) as e:
+    except (ConfigError, AnnotationError, FeatureError, ShardError, CheckpointError, NotVisible) as e:
         print(f"{prog}: error: {e}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
