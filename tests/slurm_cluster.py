@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -54,6 +55,65 @@ def cluster() -> Path:
         raise RuntimeError(f"the local SLURM cluster failed to start (exit {proc.returncode}): "
                            f"{(_state['folder'] / 'start.log').read_text()[-3000:]}")
     return _state["folder"] / "cluster"
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return {}
+    return dict(kv.split("=", 1) for kv in raw.split("\0") if "=" in kv)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cmdline_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def node_processes(folder: Path, node: str, job: str) -> list[int]:
+    """What a lost host would take down with it: the node's slurmd, the job's tasks on it
+    (every process whose environment says SLURM_JOB_ID=job and SLURMD_NODENAME=node, their
+    data workers too) and the slurmstepd each task runs under. slurmd first."""
+    slurmd = int((folder / "run" / f"slurmd.{node}.pid").read_text())
+    tasks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+             and (lambda e: e.get("SLURM_JOB_ID") == job and e.get("SLURMD_NODENAME") == node)(environ_of(int(p.name)))]
+    stepds = {pp for pp in map(_parent, tasks) if pp and cmdline_of(pp).startswith("slurmstepd")}
+    return [slurmd, *sorted(stepds), *sorted(tasks)]
+
+
+def freeze(pids: list[int]) -> None:
+    """SIGSTOP: a hung host answers nothing and closes no socket (killing its processes would
+    close their sockets, and the job would fail before SLURM ever saw a lost node)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+
+
+def kill_frozen(pids: list[int]) -> None:
+    """SIGKILL works on stopped processes too."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def restart_node(folder: Path, node: str) -> None:
+    out = subprocess.run(["bash", str(SCRIPT), "restart-node", str(folder), node], capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"restarting node {node} failed: {out.stderr[-2000:]}")
 
 
 def stop() -> None:

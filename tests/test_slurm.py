@@ -1,8 +1,10 @@
-"""Cluster launch on a real SLURM (a private single-node cluster): sbatch slurm/train.sh,
-submitit, preemption and requeue, a killed task; plus the dry run and host lists, which
-need no cluster."""
+"""Cluster launch on a real SLURM (a private two-node cluster on this machine,
+slurm/local_cluster.sh): sbatch slurm/train.sh on one node and on two, a node lost mid-run
+and the requeue that survives it, submitit across two nodes with preemption and requeue, a
+killed task; plus the dry run, host lists and per-node counts, which need no cluster."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,8 +19,10 @@ import pytest
 import torch
 
 import slurm_cluster
-from avvp_dist.distributed.env import discover, rendezvous
+from avvp_dist.distributed.env import discover, local_world_size, rendezvous, threads_per_rank
 from avvp_dist.distributed.hostlist import expand_hostlist, slurm_rendezvous
+from avvp_dist.engine.checkpoint import complete_checkpoints
+from avvp_dist.engine.record import history
 from avvp_dist.model.checkpoint import load_model
 from train_helpers import TINY, make_shards
 
@@ -83,6 +87,23 @@ def test_slurm_task_rendezvous_from_the_allocation():
     assert rendezvous(d, {**env, "MASTER_ADDR": "h", "MASTER_PORT": "7"})["MASTER_ADDR"] == "h"
 
 
+@pytest.mark.parametrize("env, local, threads", [
+    ({}, 1, 8),  # a plain process: every core
+    ({"LOCAL_WORLD_SIZE": "4"}, 4, 2),  # torchrun / accelerate / submitit
+    ({"SLURM_TASKS_PER_NODE": "2(x3),1", "SLURM_NODEID": "1"}, 2, 4),
+    ({"SLURM_TASKS_PER_NODE": "2(x3),1", "SLURM_NODEID": "3"}, 1, 8),
+    ({"SLURM_STEP_TASKS_PER_NODE": "3,1", "SLURM_TASKS_PER_NODE": "4", "SLURM_NODEID": "0"}, 3, 2),
+    ({"SLURM_TASKS_PER_NODE": "2", "SLURM_CPUS_PER_TASK": "3"}, 2, 3),  # SLURM's CPUs for the task win
+    ({"LOCAL_WORLD_SIZE": "1", "SLURM_CPUS_PER_TASK": "1"}, 1, 1),
+])
+def test_ranks_on_this_node_and_threads_per_rank(env, local, threads):
+    assert local_world_size(env) == local
+    assert threads_per_rank(0, env, cores=8) == threads
+    assert threads_per_rank(5, env, cores=8) == 5  # train.threads set: kept
+    with pytest.raises(ValueError, match="SLURM_TASKS_PER_NODE"):
+        local_world_size({"SLURM_TASKS_PER_NODE": "2(x"})
+
+
 def test_train_sh_dry_run_two_nodes():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "MASTER_"))}
     env["PYTHON"] = sys.executable
@@ -97,6 +118,7 @@ def test_train_sh_dry_run_two_nodes():
     assert ranks == [("0", "4", "0", "gpu07", "24242"), ("1", "4", "1", "gpu07", "24242"),
                      ("2", "4", "0", "gpu07", "24242"), ("3", "4", "1", "gpu07", "24242")]
     assert "srun --kill-on-bad-exit=1" in text
+    assert text.count(", 1 thread(s), CUDA device") == 4  # --cpus-per-task 1 (the dry run's default)
     assert "avvp_dist.cli train --config recipes/configs/llp.yaml run_dir=runs/avvp-4242 train.resume=auto " \
            "data.batch_size=16" in text
     # a CPU dry run asks for no GPUs
@@ -140,8 +162,10 @@ def data(tmp_path_factory):
     return make_shards(tmp_path_factory.mktemp("slurm_data"))
 
 
-def _overrides(shards: Path, steps: int = STEPS) -> list[str]:
-    return [f"data.shards={shards}", f"train.max_steps={steps}", "train.threads=1", "train.checkpoint_every=0", *TINY]
+def _overrides(shards: Path, steps: int = STEPS, threads: str | None = "1", checkpoint_every: int = 0) -> list[str]:
+    """`threads=None` leaves train.threads at its default (0: SLURM_CPUS_PER_TASK)."""
+    return [f"data.shards={shards}", f"train.max_steps={steps}", f"train.checkpoint_every={checkpoint_every}",
+            *([f"train.threads={threads}"] if threads else []), *TINY]
 
 
 def _cmd(env, *args, timeout=60) -> str:
@@ -197,8 +221,8 @@ def _wait_requeued_then_done(env, job: str, timeout: float) -> str:
         return state == "PENDING"
     _wait(f"job {job} to be requeued", pending, timeout, poll=0.2)
     # slurmd refuses a credential of the same job created in the second it was revoked in
-    # ("Job credential revoked"): let the node finish with the first run, then a second more
-    _wait("the node to be idle", lambda: _cmd(env, "sinfo", "-h", "-o", "%T") == "idle", 60)
+    # ("Job credential revoked"): let the nodes finish with the first run, then a second more
+    _wait("the nodes to be idle", lambda: _all_idle(env), 60)
     time.sleep(2)
     _cmd(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
     return _wait_done(env, job, timeout)
@@ -217,9 +241,21 @@ def _cancel_leftover_jobs(request):
         _SUBMITTED.clear()
 
 
-def _sbatch(env, run_dir: Path, out: Path, overrides: list[str]) -> str:
+def _nodes(env) -> dict[str, str]:
+    """Each node's state, e.g. {"n1": "idle", "n2": "down*"}."""
+    return dict(line.split() for line in _cmd(env, "sinfo", "-h", "-N", "-o", "%N %T").splitlines())
+
+
+def _all_idle(env) -> bool:
+    return set(_nodes(env).values()) == {"idle"}
+
+
+def _sbatch(env, run_dir: Path, out: Path, overrides: list[str], *options: str) -> str:
+    """`sbatch [options] slurm/train.sh overrides` once both nodes are idle (a test before may
+    have just ended, or brought a node back)."""
+    _wait("both nodes to be idle", lambda: _all_idle(env), 120, poll=0.5)
     job = _cmd({**env, "RUN_DIR": str(run_dir)}, "sbatch", "--parsable", f"--output={out}", "--job-name=avvp-test",
-               str(REPO / "slurm" / "train.sh"), *overrides).split(";")[0]
+               *options, str(REPO / "slurm" / "train.sh"), *overrides).split(";")[0]
     _SUBMITTED.append(job)
     return job
 
@@ -233,10 +269,11 @@ def _same_params(a: Path, b: Path) -> None:
 
 @pytest.fixture(scope="module")
 def uninterrupted(cluster_env, data, tmp_path_factory) -> Path:
-    """`sbatch slurm/train.sh` with 2 tasks, run to the end: the reference of the preemption tests."""
+    """`sbatch slurm/train.sh` with its defaults (1 node x 2 tasks), run to the end: the
+    reference of the two-node, node-loss and preemption tests."""
     folder = tmp_path_factory.mktemp("sbatch")
     run_dir = folder / "run"
-    job = _sbatch(cluster_env, run_dir, folder / "job.out", _overrides(data))
+    job = _sbatch(cluster_env, run_dir, folder / "job.out", _overrides(data, threads=None))
     state = _wait_done(cluster_env, job, 300)
     assert state == "COMPLETED", (folder / "job.out").read_text()[-3000:]
     return run_dir
@@ -245,16 +282,97 @@ def uninterrupted(cluster_env, data, tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sbatch_two_tasks_runs_to_completion(uninterrupted):
-    import json
-
     record = json.loads((uninterrupted / "run.json").read_text())
     assert record["launcher"] == "slurm" and record["world_size"] == 2
+    # both tasks on one node: local ranks 0 and 1; train.threads=0: one thread each (--cpus-per-task=1)
+    assert [(r["node"], r["slurm_nodeid"], r["local_rank"], r["threads"]) for r in record["ranks"]] in (
+        [("n1", "0", 0, 1), ("n1", "0", 1, 1)], [("n2", "0", 0, 1), ("n2", "0", 1, 1)])
     metrics = json.loads((uninterrupted / "eval_test" / "metrics.json").read_text())
     assert set(metrics["models"]) == {"student", "teacher"}
     assert 0 <= metrics["models"]["teacher"]["metrics"]["seg_type"] <= 100
     assert _steps_logged(uninterrupted) == STEPS
     logs = sorted(p.name for p in (uninterrupted / "logs").iterdir())
     assert len(logs) == 2 and all(re.fullmatch(r"\d+-task[01]\.log", n) for n in logs)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_two_nodes_train_what_one_node_trains(cluster_env, data, uninterrupted, tmp_path):
+    """2 nodes x 1 task == 1 node x 2 tasks, bit for bit. The rendezvous is the first node's
+    NodeAddr (the names n1 and n2 do not resolve here); threads come from the job's
+    --cpus-per-task=1 (train.threads left at 0), where cores / ranks on the node would be 2."""
+    run_dir = tmp_path / "run"
+    job = _sbatch(cluster_env, run_dir, tmp_path / "job.out", _overrides(data, threads=None),
+                  "--nodes=2", "--ntasks-per-node=1")
+    state = _wait_done(cluster_env, job, 300)
+    out = (tmp_path / "job.out").read_text()
+    assert state == "COMPLETED", out[-3000:]
+    assert re.search(r"2 task\(s\) on n\[1-2\]; rendezvous 127\.0\.0\.1:\d+ \(first node's NodeAddr\)", out), out
+    record = json.loads((run_dir / "run.json").read_text())
+    assert [(r["rank"], r["node"], r["slurm_nodeid"], r["local_rank"]) for r in record["ranks"]] == [
+        (0, "n1", "0", 0), (1, "n2", "1", 0)]
+    assert [r["threads"] for r in record["ranks"]] == [1, 1]
+    assert "on 2 node(s): n1, n2" in (run_dir / "summary.txt").read_text()
+    for name in ("final_student.pt", "final_teacher.pt"):
+        _same_params(run_dir / name, uninterrupted / name)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_lost_node_is_requeued_and_resumes_to_the_same_parameters(cluster_env, data, uninterrupted, tmp_path):
+    """Node n2 is lost mid-run, after a complete checkpoint: its slurmd, slurmstepd and task
+    freeze (SIGSTOP), as a hung or powered-off host answers nothing. SLURM marks it down,
+    ends the job NODE_FAIL and requeues it; once n2 is back the job resumes from the newest
+    complete checkpoint and ends with the uninterrupted run's parameters."""
+    folder = slurm_cluster.cluster()
+    run_dir, out = tmp_path / "run", tmp_path / "job.out"
+    ckpts = run_dir / "checkpoints"
+    job = _sbatch(cluster_env, run_dir, out, _overrides(data, checkpoint_every=40), "--nodes=2", "--ntasks-per-node=1")
+    _wait("a complete checkpoint", lambda: complete_checkpoints(ckpts) or _state(cluster_env, job) not in
+          ("PENDING", "RUNNING", "CONFIGURING"), 240, poll=0.1)
+    frozen = slurm_cluster.node_processes(folder, "n2", job)
+    t = {"lost": time.time()}
+    slurm_cluster.freeze(frozen)
+    try:
+        steps_at_loss = _steps_logged(run_dir)
+        assert steps_at_loss < STEPS and _state(cluster_env, job) == "RUNNING", out.read_text()[-3000:]
+        assert len(frozen) >= 3 and slurm_cluster.cmdline_of(frozen[1]).startswith("slurmstepd"), frozen  # slurmd, its step, task
+        _wait("n2 to be marked down", lambda: _nodes(cluster_env)["n2"].startswith("down"), 120, poll=0.5)
+        t["marked down"] = time.time()
+        _wait(f"job {job} to be requeued", lambda: _state(cluster_env, job) == "PENDING", 120, poll=0.5)
+        t["requeued"] = time.time()
+        # what the lost start left: complete checkpoints, maybe one rank 0 began alone (no COMPLETE)
+        complete = complete_checkpoints(ckpts)
+        written = sorted(p.name for p in ckpts.glob("step_*"))
+    finally:
+        slurm_cluster.kill_frozen(frozen)
+        slurm_cluster.restart_node(folder, "n2")
+    t["node back"] = time.time()
+    _wait(f"job {job} to start again", lambda: _state(cluster_env, job) != "PENDING", 180, poll=0.5)
+    t["running again"] = time.time()
+    state = _wait_done(cluster_env, job, 300)
+    t["done"] = time.time()
+    text = out.read_text()
+    assert state == "COMPLETED", text[-3000:]
+    assert "(restart 1)" in text
+    runs = _cmd(cluster_env, "sacct", "-n", "-X", "-D", "-P", "-j", job, "-o", "State").split()
+    assert runs[0] == "NODE_FAIL" and runs[-1] == "COMPLETED", runs
+    # resumed from the newest checkpoint that was complete when the node was lost, and from
+    # nothing half-written: a folder without COMPLETE is never read
+    assert complete, written
+    logs = "".join(p.read_text() for p in (run_dir / "logs").iterdir())
+    assert f"resumed from {complete[-1]} at step" in logs, logs[-3000:]
+    assert all(p.name <= complete[-1].name or not (p / "COMPLETE").exists() for p in map(ckpts.joinpath, written))
+    starts = [e for e in history(run_dir) if e["event"] == "start"]
+    assert [(e["restart_count"], e["nodes"]) for e in starts] == [(0, ["n1", "n2"]), (1, ["n1", "n2"])]
+    assert starts[1]["reason"].startswith("node failure") and "on n1, n2" in starts[1]["reason"], starts[1]
+    assert starts[1]["checkpoint"] == str(complete[-1])
+    assert history(run_dir)[-1]["status"] == "finished" and history(run_dir)[-1]["step"] == STEPS
+    for name in ("final_student.pt", "final_teacher.pt"):
+        _same_params(run_dir / name, uninterrupted / name)
+    marks = list(t.items())
+    print("node loss timings (s after n2 was lost at step %d, checkpoint %s): " % (steps_at_loss, complete[-1].name)
+          + ", ".join(f"{k} {v - t['lost']:.0f}" for k, v in marks[1:]))
 
 
 @pytest.mark.slow
@@ -280,7 +398,7 @@ def test_sbatch_preemption_requeues_and_resumes_to_the_same_parameters(cluster_e
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_submitit_two_tasks_preempted_requeued_result_comes_back(cluster_env, data, uninterrupted, tmp_path,
+def test_submitit_two_nodes_preempted_requeued_result_comes_back(cluster_env, data, uninterrupted, tmp_path,
                                                                   monkeypatch):
     from avvp_dist.launch.submit import Resources, submit
 
@@ -288,8 +406,10 @@ def test_submitit_two_tasks_preempted_requeued_result_comes_back(cluster_env, da
               "MASTER_PORT"):
         monkeypatch.setenv(k, cluster_env[k])
     run_dir = tmp_path / "run"
-    job = submit(str(REPO / "recipes" / "configs" / "llp_synth.yaml"), [f"run_dir={run_dir}", *_overrides(data)], Resources(tasks_per_node=2, timeout_min=60),
-                 folder=tmp_path / "submitit", cluster="slurm")
+    _wait("both nodes to be idle", lambda: _all_idle(cluster_env), 120, poll=0.5)
+    # two nodes, one task each: submitit's MASTER_ADDR would be the name n1, which does not resolve
+    job = submit(str(REPO / "recipes" / "configs" / "llp_synth.yaml"), [f"run_dir={run_dir}", *_overrides(data)],
+                 Resources(nodes=2, tasks_per_node=1, timeout_min=60), folder=tmp_path / "submitit", cluster="slurm")
     _SUBMITTED.append(job.job_id)
     _wait("training to pass step 60", lambda: _steps_logged(run_dir) > 60 or job.done(), 240)
     _cmd(cluster_env, "scancel", "--signal=USR2", job.job_id)  # submitit's preemption signal
@@ -300,20 +420,20 @@ def test_submitit_two_tasks_preempted_requeued_result_comes_back(cluster_env, da
     assert results[0]["step"] == STEPS and "seg_type" in results[0]["test"]["teacher"]
     log = Path(job.paths.stderr).read_text() + Path(job.paths.stdout).read_text()
     assert "preempted at step" in log and "Requeued job" in log, log[-3000:]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["launcher"] == "submitit-slurm" and [r["node"] for r in record["ranks"]] == ["n1", "n2"]
+    assert [e["reason"] for e in history(run_dir) if e["event"] == "start"] == ["first start", "preemption"]
     for name in ("final_student.pt", "final_teacher.pt"):
         _same_params(run_dir / name, uninterrupted / name)
 
 
 def _task_pid(job: str, procid: int) -> int | None:
     """The training process of SLURM task `procid` of `job`, found through /proc."""
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            env = dict(kv.split("=", 1) for kv in environ.read_bytes().decode(errors="replace").split("\0") if "=" in kv)
-            cmdline = (environ.parent / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if env.get("SLURM_JOB_ID") == job and env.get("SLURM_PROCID") == str(procid) and "avvp_dist.cli" in cmdline:
-            return int(environ.parent.name)
+    for proc in Path("/proc").glob("[0-9]*"):
+        env = slurm_cluster.environ_of(int(proc.name))
+        if env.get("SLURM_JOB_ID") == job and env.get("SLURM_PROCID") == str(procid) and \
+                "avvp_dist.cli" in slurm_cluster.cmdline_of(int(proc.name)):
+            return int(proc.name)
     return None
 
 
