@@ -1,11 +1,19 @@
 """Modality label refinement by cross-video swap: hand-computed cases and a toy teacher."""
+import pytest
 import torch
 
 from avvp_dist.kernels import PseudoMasks
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.objective import modality_labels, step_losses
-from avvp_dist.method.refine import partner_index, refine_labels, refine_masks, swapped_features
+from avvp_dist.method.refine import partner_index, refine_labels, refine_masks
 from avvp_dist.model.output import ModelOutput
+
+
+def swapped_features(x: dict[str, torch.Tensor], modalities: dict[str, str], keep: str,
+                     partner: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The swap as a plain reference: each video's `keep` ("audio" or "visual") features with
+    its partner's other modality. x: {name: (B, T, D)}; modalities: {name: modality}; partner: (B,)."""
+    return {k: (v if modalities[k] == keep else v[partner]) for k, v in x.items()}
 
 
 def test_partner_shares_fewest_labels_ties_to_the_next_video():
@@ -57,18 +65,26 @@ def test_refine_masks_drop_a_modality_of_a_class():
 
 
 class LeakyTeacher(torch.nn.Module):
-    """p_m(c) = mean_t of (own track + other track) / 2 at feature c: each modality's
-    prediction also sees the other modality, as a cross-attending model does."""
+    """p_m(c) = mean_t of (own track + other track / 2) / 1.5 at feature c: each modality's
+    prediction also sees the other modality, as a cross-attending model does. Its projected
+    inputs are the features themselves, and it has the swapped pass of `AVVPModel`."""
 
     modalities = {"vggish": "audio", "res152": "visual"}
 
+    @staticmethod
+    def _mean(z, valid):
+        w = valid[:, :, None].float()
+        return (z * w).sum(1) / w.sum(1)
+
     def forward(self, x, valid):
         a, v = x["vggish"], x["res152"]
-        w = valid[:, :, None].float()
-        mean = lambda z: (z * w).sum(1) / w.sum(1)  # noqa: E731
-        p_a, p_v = mean((a + 0.5 * v) / 1.5), mean((v + 0.5 * a) / 1.5)
         P = torch.stack([(a + 0.5 * v) / 1.5, (v + 0.5 * a) / 1.5], dim=2)
-        return ModelOutput(P=P, p=(p_a + p_v) / 2, p_a=p_a, p_v=p_v)
+        p_a, p_v = self._mean(P[:, :, 0], valid), self._mean(P[:, :, 1], valid)
+        return ModelOutput(P=P, p=(p_a + p_v) / 2, p_a=p_a, p_v=p_v, z_a=a, z_v=v)
+
+    def swapped_modality_level(self, z_a, z_v, valid, modality):
+        own, other = (z_a, z_v) if modality == 0 else (z_v, z_a)
+        return self._mean((own + 0.5 * other) / 1.5, valid)
 
 
 class FixedStudent(torch.nn.Module):
@@ -96,11 +112,39 @@ def test_modality_labels_drop_a_class_absent_from_the_visual_track():
     cfg = MethodConfig()
     cfg.refine.enabled, cfg.refine.ratio_visual = True, 0.3
     teacher = LeakyTeacher()
-    got = modality_labels(teacher, teacher(x, valid), x, valid, y, cfg)
+    got = modality_labels(teacher, teacher(x, valid), valid, y, cfg)
     # video 0 class 0: own p_v = 0.5 / 1.5, swapped (video 1's audio) p_v = 0 -> dropped;
     # class 1: own 1, swapped 1 / 1.5 -> kept; video 1 class 2: own 1, swapped 1 / 1.5 -> kept
     want = torch.tensor([[[1, 1, 0], [0, 1, 0]], [[0, 0, 1], [0, 0, 1]]], dtype=torch.float32)
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_swapped_pass_equals_the_whole_swapped_forward(num_layers):
+    """The refinement's swapped pass (projections reused, only the kept modality's last layer
+    and head) gives what the whole forward on the swapped features gives."""
+    from avvp_dist.model.config import ModelConfig
+    from avvp_dist.model.model import AVVPModel
+
+    torch.manual_seed(0)
+    features = [{"name": "vggish", "modality": "audio", "dim": 12},
+                {"name": "res152", "modality": "visual", "dim": 20}, {"name": "r2plus1d", "modality": "visual", "dim": 9}]
+    model = AVVPModel(features, 7, ModelConfig(d_model=16, num_layers=num_layers, num_heads=2, ffn_dim=24,
+                                               dropout=0.1, embed_dim=0)).eval()
+    B, T = 5, 10
+    x = {f["name"]: torch.randn(B, T, f["dim"]) for f in features}
+    valid = torch.ones(B, T, dtype=torch.bool)
+    valid[1, 7:] = valid[3, 4:] = False  # padded videos: the swap runs where both are valid
+    y = (torch.rand(B, 7) < 0.3).float()
+    partner = partner_index(y)
+    both = valid & valid[partner]
+    with torch.no_grad():
+        out = model(x, valid)
+        swapped = ((out.z_a, out.z_v[partner]), (out.z_a[partner], out.z_v))
+        for m, keep in enumerate(("audio", "visual")):
+            whole = model(swapped_features(x, model.modalities, keep, partner), both).modality_level()[:, m]
+            fast = model.swapped_modality_level(*swapped[m], both, m)
+            assert torch.equal(fast, whole), (keep, (fast - whole).abs().max())
 
 
 def test_step_losses_use_the_refined_labels():

@@ -15,7 +15,7 @@ from avvp_dist.kernels import PseudoMasks, pseudo_masks
 from avvp_dist.kernels.masks import topk_counts
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss, weak_references
-from avvp_dist.method.refine import partner_index, refine_labels, refine_masks, swapped_features
+from avvp_dist.method.refine import partner_index, refine_labels, refine_masks
 from avvp_dist.model.output import ModelOutput
 from avvp_dist.profiling import NULL_TIMER
 
@@ -86,14 +86,17 @@ def _cma_terms(out: ModelOutput, masks: PseudoMasks, embed: nn.Module, cfg: Meth
     return ramp * cfg.cma.weight * cma
 
 
-def modality_labels(teacher: nn.Module, teacher_out: ModelOutput, x: dict, valid: torch.Tensor, y: torch.Tensor,
+def modality_labels(teacher: nn.Module, teacher_out: ModelOutput, valid: torch.Tensor, y: torch.Tensor,
                     cfg: MethodConfig) -> torch.Tensor:
     """Refined per-modality labels (B, 2, C) from the teacher's cross-video swap forwards.
 
-    teacher: the fp32 teacher, with `modalities` ({feature name: "audio" | "visual"});
-    teacher_out: its outputs on the batch itself; x: {name: (B, T, D)} in fp32. Each video
-    is paired with `partner_index(y)`; a swapped forward runs on the segments valid in both
-    videos, one per refined modality (ratio > 0). Without a partner (B = 1) the labels stay y.
+    teacher: the fp32 teacher (an `AVVPModel`); teacher_out: its outputs on the batch itself,
+    with the projected inputs z_a, z_v, from which the swapped passes start; valid: (B, T);
+    y: (B, C). Each video is paired with `partner_index(y)`; one swapped pass per refined
+    modality (ratio > 0) runs on the segments valid in both videos, and of it only the
+    encoder's last layer and the head of that modality (`AVVPModel.swapped_modality_level`;
+    equal to the whole swapped forward, tests/test_refine.py). Without a partner (B = 1)
+    the labels stay y.
     """
     ratio = (cfg.refine.ratio_audio, cfg.refine.ratio_visual)
     partner = partner_index(y)
@@ -102,11 +105,12 @@ def modality_labels(teacher: nn.Module, teacher_out: ModelOutput, x: dict, valid
     both = valid & valid[partner]
     p_own = teacher_out.modality_level().float()
     p_swap = p_own.clone()  # rows of an unrefined modality never drop
-    for m, keep in enumerate(("audio", "visual")):
+    z_a, z_v = teacher_out.z_a, teacher_out.z_v
+    swapped = ((z_a, z_v[partner]), (z_a[partner], z_v))  # keep the audio track, keep the visual track
+    for m in range(2):
         if ratio[m] > 0:
             with torch.no_grad():
-                swapped = teacher(swapped_features(x, teacher.modalities, keep, partner), both)
-            p_swap[:, m] = swapped.modality_level()[:, m].float()
+                p_swap[:, m] = teacher.swapped_modality_level(*swapped[m], both, m).float()
     return refine_labels(y, partner, p_own, p_swap, ratio)
 
 
@@ -134,7 +138,7 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg:
             with torch.no_grad():
                 t_out = teacher(x32, valid)
             if cfg.refine.enabled:
-                y_mod = modality_labels(teacher, t_out, x32, valid, y, cfg)
+                y_mod = modality_labels(teacher, t_out, valid, y, cfg)
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
         P = t_out.P if t_out is not None else out.P.detach()
         with timer.section("masks"):

@@ -32,15 +32,6 @@ def partner_index(y: torch.Tensor) -> torch.Tensor | None:
     return score.argmin(1)
 
 
-def swapped_features(x: dict[str, torch.Tensor], modalities: dict[str, str], keep: str,
-                     partner: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Each video's `keep` ("audio" or "visual") features with its partner's other modality.
-
-    x: {name: (B, T, D)}; modalities: {name: "audio" | "visual"}; partner: (B,).
-    """
-    return {k: (v if modalities[k] == keep else v[partner]) for k, v in x.items()}
-
-
 def refine_labels(y: torch.Tensor, partner: torch.Tensor, p_own: torch.Tensor, p_swap: torch.Tensor,
                   ratio: tuple[float, float]) -> torch.Tensor:
     """Per-modality labels (B, 2, C) (audio, visual) from swapped teacher probabilities.

@@ -42,3 +42,10 @@ class HANEncoder(nn.Module):
         for layer_a, layer_v in zip(self.audio_layers, self.visual_layers):
             a, v = layer_a(a, v, pad), layer_v(v, a, pad)
         return a, v
+
+    def forward_one(self, a: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None, modality: int) -> torch.Tensor:
+        """Only `forward(a, v, pad)[modality]` (0 audio, 1 visual): the last layer runs for that
+        modality alone, since nothing else reads the other one's last output. (B, T, d)."""
+        for layer_a, layer_v in zip(self.audio_layers[:-1], self.visual_layers[:-1]):
+            a, v = layer_a(a, v, pad), layer_v(v, a, pad)
+        return self.audio_layers[-1](a, v, pad) if modality == 0 else self.visual_layers[-1](v, a, pad)

@@ -31,3 +31,11 @@ class MMILHead(nn.Module):
         temporal = time_w * probs  # (B, T, 2, C)
         return ModelOutput(P=probs, p=(temporal * modality_w).sum(dim=(1, 2)), p_a=temporal[:, :, 0].sum(1),
                            p_v=temporal[:, :, 1].sum(1))
+
+    def modality_level(self, h: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """One modality's pooled probabilities, p_a or p_v of `forward`, from its states alone
+        (pooling over time reads nothing of the other modality). h: (B, T, d) -> (B, C)."""
+        logits = self.time_attn(h)
+        if valid is not None:
+            logits = logits.masked_fill(~valid[:, :, None], float("-inf"))
+        return (torch.softmax(logits, dim=1) * torch.sigmoid(self.classifier(h))).sum(1)

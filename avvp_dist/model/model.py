@@ -83,13 +83,29 @@ class AVVPModel(nn.Module):
         """{feature name: "audio" | "visual"}."""
         return {f["name"]: f["modality"] for f in self.features}
 
+    def project(self, features: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's inputs: {name: (B, T, D)} -> audio, visual (B, T, d), each segment
+        projected on its own (no mask needed)."""
+        return self.audio_in(features), self.visual_in(features)
+
     def forward(self, features: dict[str, torch.Tensor], mask: torch.Tensor | None = None) -> ModelOutput:
         """features: {name: (B, T, D)}; mask: (B, T) bool, True on real steps.
 
-        Returns P (B, T, 2, C), p, p_a, p_v (B, C), and the encoder states h_a, h_v (B, T, d).
+        Returns P (B, T, 2, C), p, p_a, p_v (B, C), the encoder states h_a, h_v and its
+        inputs z_a, z_v (B, T, d).
         """
-        pad = None if mask is None else ~mask
-        h_a, h_v = self.encoder(self.audio_in(features), self.visual_in(features), pad)
+        z_a, z_v = self.project(features)
+        h_a, h_v = self.encoder(z_a, z_v, None if mask is None else ~mask)
         out = self.head(torch.stack([h_a, h_v], dim=2), mask)
-        out.h_a, out.h_v = h_a, h_v
+        out.h_a, out.h_v, out.z_a, out.z_v = h_a, h_v, z_a, z_v
         return out
+
+    def swapped_modality_level(self, z_a: torch.Tensor, z_v: torch.Tensor, mask: torch.Tensor | None,
+                               modality: int) -> torch.Tensor:
+        """`forward(...).modality_level()[:, modality]` from projected inputs (`project`), e.g.
+        one video's audio with another's visual track (`z_v[partner]`): the projections are
+        not computed again, and only what feeds that modality's pooled probabilities runs
+        (the last encoder layer and the head for that modality). z_a, z_v: (B, T, d);
+        mask: (B, T) bool. Returns (B, C)."""
+        h = self.encoder.forward_one(z_a, z_v, None if mask is None else ~mask, modality)
+        return self.head.modality_level(h, mask)

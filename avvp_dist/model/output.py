@@ -15,6 +15,8 @@ class ModelOutput:
     p_a, p_v: (B, C) modality-level probabilities (pooling over time only).
     h_a, h_v: (B, T, d) encoder states, the input of the class-aware embeddings
     (None where only the MMIL head ran).
+    z_a, z_v: (B, T, d) the projected inputs of the encoder (`AVVPModel.project`), from
+    which a swapped pass starts (`AVVPModel.swapped_modality_level`).
     """
 
     P: torch.Tensor
@@ -23,6 +25,8 @@ class ModelOutput:
     p_v: torch.Tensor
     h_a: torch.Tensor | None = None
     h_v: torch.Tensor | None = None
+    z_a: torch.Tensor | None = None
+    z_v: torch.Tensor | None = None
 
     def modality_level(self) -> torch.Tensor:
         """(B, 2, C): p_a and p_v stacked in the modality order of P."""
