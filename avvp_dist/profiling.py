@@ -40,15 +40,16 @@ class StepTimer:
         self.steps.append(self._current)
         self._current, self._step_start = {}, now
 
-    def summary(self, skip: int = 0) -> dict[str, float]:
-        """Median seconds per step of each section over the steps after the first `skip`;
-        `other` is the step time no section accounts for."""
+    def summary(self, skip: int = 0, stat: Callable = statistics.median) -> dict[str, float]:
+        """Seconds per step of each section (`stat`: the median, or e.g. `statistics.fmean`)
+        over the steps after the first `skip`; `other` is the step time no section accounts
+        for (logging, the stop-signal agreement, the data not yet asked for)."""
         steps = self.steps[skip:]
         if not steps:
             return {}
         names = sorted({k for s in steps for k in s})
-        out = {k: statistics.median(s.get(k, 0.0) for s in steps) for k in names}
-        out["other"] = statistics.median(s["step"] - sum(v for k, v in s.items() if k != "step") for s in steps)
+        out = {k: stat([s.get(k, 0.0) for s in steps]) for k in names}
+        out["other"] = stat([s["step"] - sum(v for k, v in s.items() if k != "step") for s in steps])
         out["measured_steps"] = len(steps)
         return out
 

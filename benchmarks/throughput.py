@@ -1,7 +1,11 @@
 """Benchmark: end-to-end training samples/s, weak baseline vs full method, 1 vs 2 ranks,
-with the per-step breakdown.
+with the per-step breakdown, beside a plain PyTorch loop on the same data.
 
     python benchmarks/throughput.py [--steps 80] [--json throughput.json]
+
+The plain loop (`benchmarks/plain_loop.py`) trains the same model with the same weak loss
+in HAN's style (per-file `.npy` Dataset, 2 loader workers, Adam, no DeepSpeed) on the raw
+folder the shards were written from, with every core: the reference for `weak` at 1 rank.
 
 Synthetic LLP-format data with the published feature sizes (VGGish 128, ResNet-152 2048,
 R(2+1)D 512, 10 segments) and the HAN-sized model, written once under --data. Every
@@ -61,10 +65,26 @@ def run_one(shards: Path, out: Path, variant: str, ranks: int, steps: int, batch
     return record
 
 
+def run_plain(raw: Path, steps: int, batch: int, cores: int, workers: int = 2) -> dict:
+    """The plain reference loop in its own process, with every core."""
+    cmd = [sys.executable, str(Path(__file__).with_name("plain_loop.py")), f"--raw={raw}", f"--steps={steps}",
+           f"--batch={batch}", f"--workers={workers}", f"--threads={cores}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(cores)))
+    if proc.returncode != 0:
+        raise SystemExit(f"the plain loop failed:\n{proc.stderr[-3000:]}")
+    r = json.loads(proc.stdout)
+    return {**r, "ranks": 1, "threads_per_rank": cores, "profiled": False, "plain": True}
+
+
 def table(rows: list[dict]) -> str:
     head = "| variant | ranks x threads | samples/s | step ms | " + " | ".join(c for _, c in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (4 + len(COLUMNS))]
     for r in rows:
+        if r.get("plain"):
+            lines.append(f"| plain loop ({r['workers']} loader workers, Adam, no DeepSpeed) | 1 x {r['threads']} | "
+                         f"{r['samples_per_s']:.0f} | {1000 * r['median_step_s']:.1f} | "
+                         + " | ".join("" for _ in COLUMNS) + " |")
+            continue
         if not r["profiled"]:
             lines.append(f"| {r['variant']} (unprofiled) | {r['ranks']} x {r['threads_per_rank']} | "
                          f"{r['samples_per_s']:.0f} | " + " | ".join("" for _ in range(1 + len(COLUMNS))) + " |")
@@ -78,6 +98,12 @@ def table(rows: list[dict]) -> str:
 def ratios(rows: list[dict]) -> dict[str, float]:
     by = {(r["variant"], r["ranks"]): r for r in rows if r["profiled"]}
     out = {}
+    plain = next((r for r in rows if r.get("plain")), None)
+    if plain is not None:
+        for r in rows:
+            if r["variant"] == "weak" and r["ranks"] == 1 and not r.get("plain"):
+                kind = "profiled" if r["profiled"] else "unprofiled"
+                out[f"weak, 1 rank ({kind}) / plain loop samples/s"] = r["samples_per_s"] / plain["samples_per_s"]
     for ranks in sorted({r["ranks"] for r in rows}):
         if ("weak", ranks) in by and ("full", ranks) in by:
             out[f"full/weak step time, {ranks} rank(s)"] = (by["full", ranks]["sections_s"]["step"]
@@ -105,14 +131,18 @@ def main() -> None:
                     "where the loader delivers 17x what training takes with one)")
     ap.add_argument("--unprofiled", action="store_true",
                     help="also run each configuration without the per-section timing (its device syncs)")
+    ap.add_argument("--no-plain", action="store_true", help="leave out the plain PyTorch reference loop")
     ap.add_argument("extra", nargs="*", help="overrides for every run, e.g. train.zero_stage=2")
     args = ap.parse_args()
     import torch
 
     workers = args.workers if args.workers is not None else (4 if torch.cuda.is_available() else 1)
     cores = len(os.sched_getaffinity(0))
-    _, shards = make_data(Path(args.data), args.num_train)
+    raw, shards = make_data(Path(args.data), args.num_train)
     rows = []
+    if not args.no_plain:
+        rows.append(run_plain(raw, args.steps, args.batch, cores))
+        print(f"  plain loop: {rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
     for ranks in [int(x) for x in args.ranks.split(",")]:
         for variant in args.variants.split(","):
             for profile in (True, False) if args.unprofiled else (True,):

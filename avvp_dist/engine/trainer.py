@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -323,7 +324,7 @@ class Trainer:
         seconds = sum(s["step"] for s in measured)
         record = {"world_size": self.world, "threads_per_rank": self.threads,
                   "batch_per_rank": self.cfg.data.batch_size, "samples_per_step": per_step, "warmup_steps": skip,
-                  "sections_s": sections,
+                  "sections_s": sections, "sections_mean_s": self.timer.summary(skip, statistics.fmean),
                   "samples_per_s": per_step * len(measured) / seconds if seconds else None,
                   "method": {"pseudo": self.cfg.method.pseudo.enabled, "cma": self.cfg.method.cma.enabled,
                              "teacher": self.teacher is not None}}

@@ -1,0 +1,102 @@
+"""The plain PyTorch reference loop, in HAN's training style: what a single-GPU AVVP script does.
+
+A per-file `.npy` Dataset (one `np.load` per feature per video, ResNet-152's 80 rows pooled
+to 10 segments), a DataLoader with worker processes and shuffling, plain `torch.optim.Adam`,
+`loss.backward()`, `step()`, `zero_grad()`: no DeepSpeed, no shards, no teacher. It trains
+the same model (`AVVPModel`, the same config) with the same weak loss as `avvp-dist train` in
+baseline mode (teacher, pseudo, refinement and CMA off), on the same raw LLP-format folder,
+and times each step as the trainer's profile does (samples over the summed step times after
+the same warm-up). `benchmarks/throughput.py` runs it beside our rows.
+
+    python benchmarks/plain_loop.py --raw runs/bench/llp_data/raw --steps 80 --batch 16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class PerFileDataset(torch.utils.data.Dataset):
+    """Training videos of an LLP-format folder, read one `.npy` per feature per video."""
+
+    def __init__(self, raw: Path):
+        from avvp_dist.data.llp import LLP_CLASSES, LLP_FEATURES, read_llp_annotations
+
+        self.raw, self.specs = Path(raw), LLP_FEATURES
+        self.videos = read_llp_annotations(raw).split("train")
+        self.index = {c: i for i, c in enumerate(LLP_CLASSES)}
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int):
+        video = self.videos[i]
+        x = {}
+        for spec in self.specs:
+            a = np.load(self.raw / "features" / spec.file.format(name=spec.name, vid=video.vid, id=video.vid[:11]))
+            if spec.pool > 1:  # HAN averages ResNet-152's 8 frames per second
+                a = a.reshape(-1, spec.pool, a.shape[-1]).mean(1)
+            x[spec.name] = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+        y = torch.zeros(len(self.index))
+        y[[self.index[c] for c in video.labels]] = 1.0
+        return x, y
+
+
+def train_plain(raw: Path, steps: int, batch: int, workers: int, threads: int, seed: int = 0) -> dict:
+    """Trains `steps` steps; returns samples/s after the warm-up and the median step time."""
+    from avvp_dist.method.config import MethodConfig
+    from avvp_dist.method.losses import weak_loss
+    from avvp_dist.model.config import ModelConfig
+    from avvp_dist.model.model import AVVPModel
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    data = PerFileDataset(raw)
+    loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                         persistent_workers=workers > 0)
+    features = [{"name": s.name, "modality": s.modality, "dim": s.dim} for s in data.specs]
+    model = AVVPModel(features, len(data.index), ModelConfig()).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    weak = MethodConfig().weak
+    times, done = [], 0
+    while done < steps:
+        t0 = time.perf_counter()
+        for x, y in loader:
+            out = model(x, torch.ones(y.shape[0], 10, dtype=torch.bool))
+            loss = weak_loss(out.p, out.p_a, out.p_v, y, weak.audio_smoothing, weak.visual_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            t1 = time.perf_counter()
+            times.append(t1 - t0)
+            t0, done = t1, done + 1
+            if done == steps:
+                break
+    skip = max(5, steps // 10)  # the trainer's profile skips the same warm-up
+    measured = times[skip:]
+    return {"variant": "plain loop", "steps": steps, "batch": batch, "workers": workers, "threads": threads,
+            "warmup_steps": skip, "samples_per_s": batch * len(measured) / sum(measured),
+            "median_step_s": float(np.median(measured))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", default="runs/bench/llp_data/raw")
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (HAN's script: 2)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
+    args = ap.parse_args()
+    import os
+
+    threads = args.threads or len(os.sched_getaffinity(0))
+    print(json.dumps(train_plain(Path(args.raw), args.steps, args.batch, args.workers, threads), indent=1))
+
+
+if __name__ == "__main__":
+    main()
