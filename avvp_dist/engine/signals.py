@@ -50,9 +50,13 @@ class StopSignals:
             signal.signal(s, handler)
 
 
-def agree_max(value: int, device) -> int:
-    """The largest `value` over all ranks, on every rank."""
-    t = torch.tensor([float(value)], device=device)
+def agree_step(nonfinite: torch.Tensor, kind: int) -> tuple[bool, int]:
+    """One collective and one host read per micro-step for both things the ranks must agree
+    on: whether any rank's loss is non-finite (then every rank skips the step), and the
+    largest stop-signal kind any rank has seen (the kind every rank acts on).
+    nonfinite: () bool on the loss's device; kind: this rank's `StopSignals.kind`."""
+    flags = torch.stack([nonfinite.to(torch.float32), torch.full((), float(kind), device=nonfinite.device)])
     if dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    bad, agreed = flags.tolist()
+    return bad > 0, int(agreed)

@@ -19,7 +19,7 @@ from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
 from avvp_dist.engine.logger import RunLogger, plot_curves
 from avvp_dist.engine.placement import check_visible, this_rank
 from avvp_dist.engine.record import record_end, record_start
-from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, PREEMPT, StopSignals, agree_max
+from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, NONE, PREEMPT, StopSignals, agree_step
 from avvp_dist.engine.schedule import warmup_cosine
 from avvp_dist.engine.state import TrainState
 from avvp_dist.eval.datasets import dataset_spec
@@ -72,11 +72,6 @@ def _nodes(ranks: list[dict]) -> str:
     """`2 node(s): n1, n2` from `placement.this_rank` records."""
     names = list(dict.fromkeys(r["node"] for r in ranks))
     return f"{len(names)} node(s): {', '.join(names)}"
-
-
-def agree(flag: bool, device) -> bool:
-    """True on every rank if it is True on any rank."""
-    return bool(agree_max(int(flag), device))
 
 
 class Trainer:
@@ -143,6 +138,7 @@ class Trainer:
                          resume, self.ranks)
             (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
         self.signals = StopSignals()
+        self.stop_kind = NONE
         self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.state.step)
 
     @property
@@ -180,7 +176,10 @@ class Trainer:
         state.micro_step += 1
         if state.micro_step in cfg.train.debug_nan_steps and self.rank == 0:
             loss = loss * float("nan")
-        if agree(not torch.isfinite(loss).item(), self.device):  # every rank skips together
+        # the one host read of the step: non-finite anywhere (every rank skips together) and the
+        # stop-signal kind every rank acts on at the next optimizer-step boundary
+        nonfinite, self.stop_kind = agree_step(~torch.isfinite(loss.detach()), self.signals.kind)
+        if nonfinite:
             state.nan_skips += 1
             state.consecutive_nan += 1
             return None
@@ -277,7 +276,7 @@ class Trainer:
                             self.teacher.update(self.engine.module)
                     self.timer.end_step()
                     self._after_step(terms, n)
-                stop = agree_max(self.signals.kind, self.device)  # the kind every rank acts on
+                stop = self.stop_kind  # agreed with this micro-step's non-finite flag
                 if stop:
                     path = self._save()
                     if stop == PREEMPT:
@@ -308,8 +307,10 @@ class Trainer:
         """Logging and validation, once per optimizer step applied."""
         t, step = self.cfg.train, self.state.step
         write = step % t.log_every == 0
-        values = {k: float(v.detach()) for k, v in terms.items()} if write else {}
-        if write:
+        values = {}
+        if write:  # one host read for every term at once
+            numbers = torch.stack([v.detach().to(self.device, torch.float64).reshape(()) for v in terms.values()])
+            values = dict(zip(terms, numbers.tolist()))
             values.update(lr=self.scheduler.get_last_lr()[0], nan_skips=self.state.nan_skips, epoch=self.stream.epoch)
         self.logger.step(step, n * self.world * t.grad_accum, values, write)
         if t.eval_every and step % t.eval_every == 0:

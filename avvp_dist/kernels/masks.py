@@ -18,7 +18,7 @@ class PseudoMasks(NamedTuple):
 
 def topk_counts(valid: torch.Tensor, rho: float) -> torch.Tensor:
     """k = ceil(rho * T_valid) per video, computed on the host in float64. valid: (B, T) -> (B,) int32."""
-    n = valid.sum(1).cpu().tolist()
+    n = valid.sum(1).tolist()
     return torch.tensor([min(t, math.ceil(rho * t)) for t in n], dtype=torch.int32)
 
 

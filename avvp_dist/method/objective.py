@@ -50,7 +50,8 @@ def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks:
     w = world_size()
     if masks is not None and cfg.pseudo.enabled:
         count = all_reduce_sum(masks.reliable.sum().to(torch.float64))
-        pseudo = pseudo_loss_sum(out.P, masks.pos, masks.reliable) * (w / count.clamp_min(1).item())
+        pseudo = pseudo_loss_sum(out.P, masks.pos, masks.reliable)
+        pseudo = pseudo * (w / count.clamp_min(1)).to(pseudo.dtype)  # on the device: no host read
         total = total + ramp * cfg.pseudo.weight * pseudo
         terms["pseudo"], terms["pseudo_positions"] = pseudo.detach(), count
     if masks is not None and cfg.cma.enabled and embed is not None:
@@ -68,7 +69,7 @@ def _cma_terms(out: ModelOutput, masks: PseudoMasks, embed: nn.Module, cfg: Meth
     e_a, e_v = (e.float() for e in embed(out.h_a[b, t].to(dtype), out.h_v[b, t].to(dtype), c))
     # on the device of the data: a CPU tensor handed to an NCCL collective fails
     count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64, device=e_a.device))
-    scale = w / count.clamp_min(1).item()
+    scale = (w / count.clamp_min(1)).to(torch.float32)  # on the device: no host read
     cma = torch.zeros((), device=e_a.device)
     if cfg.cma.agreement:
         agree = agreement_sum(e_a, e_v) * scale
