@@ -47,7 +47,7 @@ def test_after_a_step_the_module_holds_what_the_optimizer_computed(stage):
         runs = flat_student(engine, stage)
         if stage == 0:
             assert runs == 1
-            teacher = EMATeacher(engine.module)
+            teacher = EMATeacher(engine.module, ema="flat")
             teacher.update(engine.module)
             assert len(teacher._pairs) == 1  # one EMA launch per step
         before = {n: p.detach().clone() for n, p in engine.module.named_parameters()}

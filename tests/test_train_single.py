@@ -21,7 +21,7 @@ def test_method_loss_goes_down(tmp_path):
     torch.manual_seed(0)
     model = AVVPModel(features, len(stream.manifest.classes), ModelConfig(d_model=32, ffn_dim=32, embed_dim=16))
     flatten_parameters_(model)
-    teacher = EMATeacher(model, decay=0.9)
+    teacher = EMATeacher(model, decay=0.9, ema="flat")
     cfg = MethodConfig(ramp_start=0, ramp_steps=0)
     cfg.cma.enabled = True
     cfg.pseudo.mode = "topk"

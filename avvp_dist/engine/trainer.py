@@ -57,8 +57,8 @@ def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
 
 def flat_student(engine, zero_stage: int) -> int:
     """At ZeRO 0, makes the engine's parameters one flat buffer again if `deepspeed.initialize`
-    undid it (moving each parameter to the GPU, or casting it, allocates it anew), so the EMA
-    is one launch per step; returns the number of contiguous runs. Under ZeRO 1/2 the
+    undid it (moving each parameter to the GPU, or casting it, allocates it anew), so the flat
+    EMA is one launch per step; returns the number of contiguous runs. Under ZeRO 1/2 the
     parameters already are views into DeepSpeed's flat groups and are left as they are.
     The parameter objects stay the same (only their storage moves), so the optimizer still
     updates the module's weights."""
@@ -107,7 +107,7 @@ class Trainer:
                 raise ShardError(f"{folder(self.shards, 'train')}: its manifest has no feature statistics, which "
                                  "model.standardize needs; write the shards again with this version")
             model.set_feature_stats(manifest.stats)
-        flatten_parameters_(model)  # the EMA then updates the whole student in one pass (ZeRO 0)
+        flatten_parameters_(model)  # the flat EMA (method.teacher.ema=flat) then updates it in one pass (ZeRO 0)
         optimizer = adamw(model.parameters(), t.lr, t.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: warmup_cosine(s, t.warmup_steps, t.max_steps, t.min_lr_ratio))
@@ -126,7 +126,8 @@ class Trainer:
         self.dtype = next(self.engine.module.parameters()).dtype
         # after initialize: the teacher copies the weights every rank now shares
         self.teacher = (EMATeacher(self.engine.module, cfg.method.teacher.decay, cfg.method.teacher.warmup,
-                                   cfg.method.pseudo.backend) if cfg.method.needs_teacher else None)
+                                   cfg.method.pseudo.backend, cfg.method.teacher.ema)
+                        if cfg.method.needs_teacher else None)
         self.state = TrainState(self.stream, self.teacher)
         self.overhead_s = 0.0  # validation and checkpoint time, left out of the throughput
         sync = torch.cuda.synchronize if self.device.type == "cuda" else None

@@ -20,6 +20,12 @@ class TeacherConfig:
     enabled: bool = True  # the EMA teacher is what makes pseudo labels possible
     decay: float = 0.999  # ~1000-step horizon: slow enough to denoise, fast enough to follow
     warmup: bool = True  # min(decay, (1 + k) / (10 + k)): early steps follow the student closely
+    # foreach: torch._foreach_lerp_ over the parameters (timm's ModelEmaV3), fp32 copies of a
+    # low-precision student; flat: the teacher in flat buffers laid out like the student, one
+    # lerp (or, with method.pseudo.backend=auto on CUDA, one Triton kernel) per contiguous run.
+    # foreach by measurement: 1.24 ms against 1.37 ms for HAN on CPU (benchmarks/RESULTS.md);
+    # the Triton kernel has not run on a GPU yet.
+    ema: Literal["foreach", "flat"] = "foreach"
 
 
 @dataclass

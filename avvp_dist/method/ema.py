@@ -1,9 +1,15 @@
-"""EMA teacher: a fp32 copy of the student in flat buffers, updated in one fused pass per buffer.
+"""EMA teacher: a fp32 copy of the student, updated after every optimizer step taken.
 
-The student's parameters are grouped into runs that are contiguous in memory (DeepSpeed
-ZeRO 1/2 keeps them as views into flat group buffers; `flatten_parameters_` does the same
-for a plain module). The teacher is laid out the same way, so one `ema_update_` launch
-per run updates every parameter in it. Buffers are copied from the student.
+Two ways to update it (`method.teacher.ema`):
+- `foreach` (the default): `torch._foreach_lerp_` over the teacher's and the student's
+  parameter lists, as timm's ModelEmaV3 does; a student in another precision is upcast to
+  fp32 first (lerp refuses mixed dtypes).
+- `flat`: the student's parameters are grouped into runs that are contiguous in memory
+  (DeepSpeed ZeRO 1/2 keeps them as views into flat group buffers; `flatten_parameters_`
+  does the same for a plain module); the teacher is laid out the same way, so one
+  `ema_update_` launch per run (torch's lerp, or the Triton kernel on CUDA) updates
+  every parameter in it.
+Buffers are copied from the student.
 """
 from __future__ import annotations
 
@@ -56,10 +62,13 @@ def _span(params: list[torch.Tensor]) -> torch.Tensor:
 class EMATeacher:
     """theta_T <- a theta_T + (1 - a) theta_S after each optimizer step taken, a = min(decay, (1+k)/(10+k))."""
 
-    def __init__(self, student: nn.Module, decay: float = 0.999, warmup: bool = True, backend: str = "auto"):
+    def __init__(self, student: nn.Module, decay: float = 0.999, warmup: bool = True, backend: str = "auto",
+                 ema: str = "foreach"):
+        if ema not in ("foreach", "flat"):
+            raise ValueError(f"ema must be foreach or flat, got {ema!r}")
         self.module = copy.deepcopy(student).float().eval()
         self.module.requires_grad_(False)
-        self.decay, self.warmup, self.backend = decay, warmup, backend
+        self.decay, self.warmup, self.backend, self.ema = decay, warmup, backend, ema
         self.num_updates = 0
         self._layout: list[int] | None = None
         self._pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -86,11 +95,17 @@ class EMATeacher:
     def update(self, student: nn.Module) -> float:
         """One EMA step from the student's working weights; returns the decay used."""
         params = list(student.parameters())
-        if self._layout != [p.data_ptr() for p in params]:
-            self._build(params)
         decay = self.decay_at(self.num_updates)
-        for teacher_flat, student_flat in self._pairs:
-            ema_update_(teacher_flat, student_flat, decay, backend=self.backend)
+        if self.ema == "foreach":
+            teacher = list(self.module.parameters())
+            if len(teacher) != len(params):
+                raise ValueError("teacher and student have different parameter lists")
+            torch._foreach_lerp_(teacher, [p.detach().float() for p in params], 1.0 - decay)
+        else:
+            if self._layout != [p.data_ptr() for p in params]:
+                self._build(params)
+            for teacher_flat, student_flat in self._pairs:
+                ema_update_(teacher_flat, student_flat, decay, backend=self.backend)
         for t, s in zip(self.module.buffers(), student.buffers()):
             t.copy_(s)
         self.num_updates += 1
