@@ -13,7 +13,9 @@ Profiles:
 - gpu: CUDA must be there (else it stops at once, saying so); the kernel tests must not skip
   a CUDA test (a skip fails the stage); the kernel benchmark on the GPU (copy bandwidth, EMA
   GB/s, masks); 60 steps of training at bf16 ZeRO 0 (autocast), bf16 ZeRO 2, fp16 ZeRO 0
-  (loss scaling) and fp32, samples/s and the per-step sections of each.
+  (loss scaling) of the full method, samples/s and the per-step sections of each; at fp32
+  the weak baseline eager, compiled (train.compile) and beside the plain PyTorch loop
+  (benchmarks/plain_loop.py) on the same data.
 - rehearsal: the same script on a CPU, proving the plumbing (install, imports, stages,
   report, OUT limits): the CUDA-only stage (the kernel benchmark on the GPU) is skipped,
   CUDA-only tests may skip, one tiny fp32 training run.
@@ -34,12 +36,14 @@ REPO = Path(__file__).resolve().parents[1]
 TMP = Path(os.environ.get("AVVP_GPU_TMP", "/tmp/avvp-gpu-check"))
 OUT_LIMITS = {"files": 8, "bytes_per_file": 16 << 20, "depth": 2}  # what the device tool brings back
 BUDGET_S = 270
-TRAIN = {  # name: overrides; 60 steps each on the GPU
-    "bf16_zero0": ["train.precision=bf16", "train.zero_stage=0"],
-    "bf16_zero2": ["train.precision=bf16", "train.zero_stage=2"],
-    "fp16_zero0": ["train.precision=fp16", "train.zero_stage=0"],
-    "fp32_zero0": ["train.precision=fp32", "train.zero_stage=0"],
+TRAIN = {  # name: (time limit s on the GPU, overrides); 60 steps each
+    "bf16_zero0": (35, ["train.precision=bf16", "train.zero_stage=0"]),
+    "bf16_zero2": (25, ["train.precision=bf16", "train.zero_stage=2"]),
+    "fp16_zero0": (25, ["train.precision=fp16", "train.zero_stage=0"]),
+    # the weak baseline eager and compiled (train.compile), beside the plain PyTorch loop (fp32)
+    "fp32_zero0": (70, ["train.precision=fp32", "train.zero_stage=0"]),
 }
+COMPARED = "fp32_zero0"
 
 
 def stages(profile: str) -> list[tuple[str, int, list[str] | None]]:
@@ -54,12 +58,15 @@ def stages(profile: str) -> list[tuple[str, int, list[str] | None]]:
     data = [py, "-c", f"import sys; sys.path.insert(0, 'benchmarks'); from bench_data import make_data; "
                       f"make_data(__import__('pathlib').Path('{TMP / 'data'}'), {size[1]})"]
     out = [("env", 20, [py, "benchmarks/gpu_check.py", "--env", "--profile", profile]),
-           ("kernel_tests", 40, tests),
-           ("kernels", 40, kernels if gpu else None),
-           ("data", 30, data)]
-    for name, overrides in (TRAIN.items() if gpu else [("fp32_zero0", TRAIN["fp32_zero0"])]):
-        out.append((f"train_{name}", 35 if gpu else 45,
-                    [py, "benchmarks/throughput.py", "--ranks", "1", "--variants", "full", *size,
+           ("kernel_tests", 35, tests),
+           ("kernels", 35, kernels if gpu else None),
+           ("data", 25, data)]
+    for name, (limit, overrides) in (TRAIN.items() if gpu else [(COMPARED, TRAIN[COMPARED])]):
+        # the weak baseline eager, compiled and against the plain loop; the rehearsal: neither
+        compared = (["--variants", "weak", "--compiled"] if gpu and name == COMPARED
+                    else ["--variants", "full", "--no-plain"])
+        out.append((f"train_{name}", limit if gpu else 45,
+                    [py, "benchmarks/throughput.py", "--ranks", "1", *size, *compared,
                      "--data", str(TMP / "data"), "--out", str(TMP / "runs" / name),
                      "--json", str(TMP / f"train_{name}.json"), *overrides]))
     return out

@@ -56,22 +56,26 @@ def train_plain(raw: Path, steps: int, batch: int, workers: int, threads: int, s
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = PerFileDataset(raw)
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                                          persistent_workers=workers > 0)
     features = [{"name": s.name, "modality": s.modality, "dim": s.dim} for s in data.specs]
-    model = AVVPModel(features, len(data.index), ModelConfig()).train()
+    model = AVVPModel(features, len(data.index), ModelConfig()).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
     weak = MethodConfig().weak
     times, done = [], 0
     while done < steps:
         t0 = time.perf_counter()
         for x, y in loader:
-            out = model(x, torch.ones(y.shape[0], 10, dtype=torch.bool))
+            x, y = {k: v.to(device, non_blocking=True) for k, v in x.items()}, y.to(device, non_blocking=True)
+            out = model(x, torch.ones(y.shape[0], 10, dtype=torch.bool, device=device))
             loss = weak_loss(out.p, out.p_a, out.p_v, y, weak.audio_smoothing, weak.visual_smoothing)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             t1 = time.perf_counter()
             times.append(t1 - t0)
             t0, done = t1, done + 1
@@ -79,8 +83,8 @@ def train_plain(raw: Path, steps: int, batch: int, workers: int, threads: int, s
                 break
     skip = max(5, steps // 10)  # the trainer's profile skips the same warm-up
     measured = times[skip:]
-    return {"variant": "plain loop", "steps": steps, "batch": batch, "workers": workers, "threads": threads,
-            "warmup_steps": skip, "samples_per_s": batch * len(measured) / sum(measured),
+    return {"variant": "plain loop", "device": device.type, "steps": steps, "batch": batch, "workers": workers,
+            "threads": threads, "warmup_steps": skip, "samples_per_s": batch * len(measured) / sum(measured),
             "median_step_s": float(np.median(measured))}
 
 

@@ -42,16 +42,18 @@ VARIANTS = {
 
 
 def run_one(shards: Path, out: Path, variant: str, ranks: int, steps: int, batch: int, cores: int,
-            extra: list[str], workers: int = 1, profile: bool = True) -> dict:
+            extra: list[str], workers: int = 1, profile: bool = True, compiled: bool = False) -> dict:
     """One training run. Profiled: rank 0 times every section (a device sync each on a GPU), the
-    record is its profile.json. Unprofiled: samples/s as the trainer reports it, nothing else."""
-    run_dir = out / f"{variant}_{ranks}rank{'' if profile else '_unprofiled'}"
+    record is its profile.json. Unprofiled: samples/s as the trainer reports it, nothing else.
+    Compiled: train.compile=true (its compiling steps fall inside the profile's warm-up)."""
+    run_dir = out / f"{variant}_{ranks}rank{'' if profile else '_unprofiled'}{'_compiled' if compiled else ''}"
     threads = max(1, cores // ranks)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}",
            "-m", "avvp_dist.cli", "train", f"run_dir={run_dir}", f"data.shards={shards}", f"data.batch_size={batch}",
            f"data.num_workers={workers}", f"train.max_steps={steps}", "train.eval_every=0", "train.checkpoint_every=0",
            "train.plots=0", "train.final_eval=false", "train.log_every=10", "train.warmup_steps=5",
-           f"train.threads={threads}", f"train.profile={str(profile).lower()}", *VARIANTS[variant], *extra]
+           f"train.threads={threads}", f"train.profile={str(profile).lower()}",
+           f"train.compile={str(compiled).lower()}", *VARIANTS[variant], *extra]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -59,9 +61,9 @@ def run_one(shards: Path, out: Path, variant: str, ranks: int, steps: int, batch
     if not profile:
         rate = float((run_dir / "summary.txt").read_text().split("throughput ")[1].split()[0])
         return {"variant": variant, "ranks": ranks, "threads_per_rank": threads, "samples_per_s": rate,
-                "profiled": False}
+                "profiled": False, "compiled": compiled}
     record = json.loads((run_dir / "profile.json").read_text())
-    record.update(variant=variant, ranks=ranks, profiled=True)
+    record.update(variant=variant, ranks=ranks, profiled=True, compiled=compiled)
     return record
 
 
@@ -85,24 +87,30 @@ def table(rows: list[dict]) -> str:
                          f"{r['samples_per_s']:.0f} | {1000 * r['median_step_s']:.1f} | "
                          + " | ".join("" for _ in COLUMNS) + " |")
             continue
+        name = r["variant"] + (" compiled" if r.get("compiled") else "")
         if not r["profiled"]:
-            lines.append(f"| {r['variant']} (unprofiled) | {r['ranks']} x {r['threads_per_rank']} | "
+            lines.append(f"| {name} (unprofiled) | {r['ranks']} x {r['threads_per_rank']} | "
                          f"{r['samples_per_s']:.0f} | " + " | ".join("" for _ in range(1 + len(COLUMNS))) + " |")
             continue
         s = r["sections_s"]
-        lines.append(f"| {r['variant']} | {r['ranks']} x {r['threads_per_rank']} | {r['samples_per_s']:.0f} | "
+        lines.append(f"| {name} | {r['ranks']} x {r['threads_per_rank']} | {r['samples_per_s']:.0f} | "
                      f"{1000 * s['step']:.1f} | " + " | ".join(f"{1000 * s.get(k, 0.0):.1f}" for k, _ in COLUMNS) + " |")
     return "\n".join(lines)
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
-    by = {(r["variant"], r["ranks"]): r for r in rows if r["profiled"]}
+    by = {(r["variant"], r["ranks"]): r for r in rows if r["profiled"] and not r.get("compiled")}
     out = {}
+    for r in rows:
+        if r.get("compiled") and r["profiled"] and (r["variant"], r["ranks"]) in by:
+            eager = by[r["variant"], r["ranks"]]
+            out[f"{r['variant']}, {r['ranks']} rank(s): compiled / eager samples/s"] = (r["samples_per_s"]
+                                                                                     / eager["samples_per_s"])
     plain = next((r for r in rows if r.get("plain")), None)
     if plain is not None:
         for r in rows:
             if r["variant"] == "weak" and r["ranks"] == 1 and not r.get("plain"):
-                kind = "profiled" if r["profiled"] else "unprofiled"
+                kind = ("profiled" if r["profiled"] else "unprofiled") + (", compiled" if r.get("compiled") else "")
                 out[f"weak, 1 rank ({kind}) / plain loop samples/s"] = r["samples_per_s"] / plain["samples_per_s"]
     for ranks in sorted({r["ranks"] for r in rows}):
         if ("weak", ranks) in by and ("full", ranks) in by:
@@ -132,6 +140,7 @@ def main() -> None:
     ap.add_argument("--unprofiled", action="store_true",
                     help="also run each configuration without the per-section timing (its device syncs)")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain PyTorch reference loop")
+    ap.add_argument("--compiled", action="store_true", help="also run each configuration with train.compile=true")
     ap.add_argument("extra", nargs="*", help="overrides for every run, e.g. train.zero_stage=2")
     args = ap.parse_args()
     import torch
@@ -145,11 +154,12 @@ def main() -> None:
         print(f"  plain loop: {rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
     for ranks in [int(x) for x in args.ranks.split(",")]:
         for variant in args.variants.split(","):
-            for profile in (True, False) if args.unprofiled else (True,):
-                rows.append(run_one(shards, Path(args.out), variant, ranks, args.steps, args.batch, cores, args.extra,
-                                    workers, profile))
-                print(f"  {variant} on {ranks} rank(s){'' if profile else ', unprofiled'}: "
-                      f"{rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
+            for compiled in (False, True) if args.compiled else (False,):
+                for profile in (True, False) if args.unprofiled else (True,):
+                    rows.append(run_one(shards, Path(args.out), variant, ranks, args.steps, args.batch, cores,
+                                        args.extra, workers, profile, compiled))
+                    print(f"  {variant}{' compiled' if compiled else ''} on {ranks} rank(s)"
+                          f"{'' if profile else ', unprofiled'}: {rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
     print(f"\nmachine: {cores} cores; HAN model, LLP feature sizes, batch {args.batch} per rank, {workers} loader "
           f"worker(s) per rank; medians per step in ms after warm-up\n")
     print(table(rows))

@@ -1,6 +1,8 @@
 """A small, fixed model + teacher + batch shared by the single- and multi-process method tests."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from avvp_dist.method.config import MethodConfig
@@ -18,6 +20,9 @@ def build(seed: int, videos: int, unlabelled_first_half: bool = False):
     torch.manual_seed(seed)
     model = AVVPModel(FEATURES, C, ModelConfig(d_model=16, num_heads=2, ffn_dim=24, dropout=0.0, embed_dim=8, num_layers=2))
     teacher = EMATeacher(model)
+    if os.environ.get("AVVP_TEST_COMPILE") == "1":  # as train.compile does (train_helpers.COMPILE)
+        model.compile()
+        teacher.module.compile()
     with torch.no_grad():
         for p in teacher.module.parameters():
             p.add_(0.3 * torch.randn_like(p))

@@ -336,7 +336,8 @@ def test_lost_node_is_requeued_and_resumes_to_the_same_parameters(cluster_env, d
     try:
         steps_at_loss = _steps_logged(run_dir)
         assert steps_at_loss < STEPS and _state(cluster_env, job) == "RUNNING", out.read_text()[-3000:]
-        assert len(frozen) >= 3 and slurm_cluster.cmdline_of(frozen[1]).startswith("slurmstepd"), frozen  # slurmd, its step, task
+        # slurmd, its step, the task
+        assert len(frozen) >= 3 and slurm_cluster.cmdline_of(frozen[1]).startswith("slurmstepd"), frozen
         _wait("n2 to be marked down", lambda: _nodes(cluster_env)["n2"].startswith("down"), 120, poll=0.5)
         t["marked down"] = time.time()
         _wait(f"job {job} to be requeued", lambda: _state(cluster_env, job) == "PENDING", 120, poll=0.5)

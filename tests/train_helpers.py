@@ -1,6 +1,7 @@
 """Running the real training command from tests: tiny data, tiny model, real launchers."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,10 @@ from dist_helpers import free_port
 TINY = ["model.d_model=16", "model.ffn_dim=16", "model.embed_dim=8", "data.batch_size=4", "data.num_workers=1",
         "train.eval_every=0", "train.plots=1", "train.log_every=1", "train.warmup_steps=2",
         "method.ramp_start=2", "method.ramp_steps=2", "method.pseudo.tau_min=0.3", "method.cma.enabled=true"]
+# AVVP_TEST_COMPILE=1: every training run of the tests with train.compile=true. Not in CI (each
+# process compiles for about 20 s here); run by hand, results in benchmarks/RESULTS.md.
+COMPILE = os.environ.get("AVVP_TEST_COMPILE") == "1"
+TINY += ["train.compile=true"] * COMPILE
 
 
 def make_shards(folder: Path) -> Path:

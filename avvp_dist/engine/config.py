@@ -31,6 +31,9 @@ class TrainConfig:
     # checkpoints; off for throughput runs (benchmarks, the GPU check), which then write no best_*.pt
     final_eval: bool = True
     deepspeed_json: str = ""  # a DeepSpeed JSON whose keys override the generated config (e.g. bucket sizes)
+    # torch.compile the student's and the teacher's forward (nn.Module.compile: parameters and
+    # checkpoints unchanged); the first steps compile, and the throughput leaves them out
+    compile: bool = False
     profile: bool = False  # time each section of every step; rank 0 writes profile.json (benchmarks/throughput.py)
     debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these micro-steps of the run (1-based, counted across resumes)
 

@@ -32,6 +32,7 @@ from avvp_dist.profiling import NULL_TIMER, StepTimer
 # written in the run folder with EXIT_PREEMPTED: srun --kill-on-bad-exit may kill the last ranks
 # while they exit with code 3, so a batch script reads this file rather than srun's exit code
 PREEMPTED_MARKER = "PREEMPTED"
+COMPILE_WARMUP_STEPS = 3  # left out of the throughput with train.compile
 
 
 class TrainingStopped(RuntimeError):
@@ -128,6 +129,10 @@ class Trainer:
         self.teacher = (EMATeacher(self.engine.module, cfg.method.teacher.decay, cfg.method.teacher.warmup,
                                    cfg.method.pseudo.backend, cfg.method.teacher.ema)
                         if cfg.method.needs_teacher else None)
+        if t.compile:  # in place: the same parameters, the same state_dict keys
+            self.engine.module.compile()
+            if self.teacher is not None:
+                self.teacher.module.compile()
         self.state = TrainState(self.stream, self.teacher)
         self.overhead_s = 0.0  # validation and checkpoint time, left out of the throughput
         sync = torch.cuda.synchronize if self.device.type == "cuda" else None
@@ -251,6 +256,9 @@ class Trainer:
     def _run(self) -> int:
         t, state = self.cfg.train, self.state
         t0, start_step = time.perf_counter(), state.step
+        # compiled: the first steps compile (and recompile once shapes vary); the throughput
+        # starts after them
+        warm = COMPILE_WARMUP_STEPS if t.compile else 0
         while state.step < t.max_steps:
             batches = iter(self.stream)
             while True:
@@ -277,6 +285,8 @@ class Trainer:
                             self.teacher.update(self.engine.module)
                     self.timer.end_step()
                     self._after_step(terms, n)
+                    if warm and state.step - start_step == min(warm, t.max_steps - start_step - 1):
+                        t0, start_step, self.overhead_s, warm = time.perf_counter(), state.step, 0.0, 0
                 stop = self.stop_kind  # agreed with this micro-step's non-finite flag
                 if stop:
                     path = self._save()
