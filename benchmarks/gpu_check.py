@@ -64,7 +64,7 @@ def stages(profile: str) -> list[tuple[str, int, list[str] | None]]:
     for name, (limit, overrides) in (TRAIN.items() if gpu else [(COMPARED, TRAIN[COMPARED])]):
         # the weak baseline eager, compiled and against the plain loop; the rehearsal: neither
         compared = (["--variants", "weak", "--compiled"] if gpu and name == COMPARED
-                    else ["--variants", "full", "--no-plain"])
+                    else ["--variants", "full", "--no-plain", "--no-compiled"])
         out.append((f"train_{name}", limit if gpu else 45,
                     [py, "benchmarks/throughput.py", "--ranks", "1", *size, *compared,
                      "--data", str(TMP / "data"), "--out", str(TMP / "runs" / name),

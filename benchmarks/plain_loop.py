@@ -5,8 +5,9 @@ to 10 segments), a DataLoader with worker processes and shuffling, plain `torch.
 `loss.backward()`, `step()`, `zero_grad()`: no DeepSpeed, no shards, no teacher. It trains
 the same model (`AVVPModel`, the same config) with the same weak loss as `avvp-dist train` in
 baseline mode (teacher, pseudo, refinement and CMA off), on the same raw LLP-format folder,
-and times each step as the trainer's profile does (samples over the summed step times after
-the same warm-up). `benchmarks/throughput.py` runs it beside our rows.
+and times each step and its sections with the trainer's own timer (`profiling.StepTimer`:
+data, forward, backward, optimizer; samples over the summed step times after the same
+warm-up), so its breakdown lines up with ours. `benchmarks/throughput.py` runs it beside our rows.
 
     python benchmarks/plain_loop.py --raw runs/bench/llp_data/raw --steps 80 --batch 16
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ def train_plain(raw: Path, steps: int, batch: int, workers: int, threads: int, s
     from avvp_dist.method.losses import weak_loss
     from avvp_dist.model.config import ModelConfig
     from avvp_dist.model.model import AVVPModel
+    from avvp_dist.profiling import StepTimer
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -64,28 +65,34 @@ def train_plain(raw: Path, steps: int, batch: int, workers: int, threads: int, s
     model = AVVPModel(features, len(data.index), ModelConfig()).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
     weak = MethodConfig().weak
-    times, done = [], 0
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    timer = StepTimer(sync)  # the trainer's section timer, the trainer's section names
+    done = 0
     while done < steps:
-        t0 = time.perf_counter()
-        for x, y in loader:
-            x, y = {k: v.to(device, non_blocking=True) for k, v in x.items()}, y.to(device, non_blocking=True)
-            out = model(x, torch.ones(y.shape[0], 10, dtype=torch.bool, device=device))
-            loss = weak_loss(out.p, out.p_a, out.p_v, y, weak.audio_smoothing, weak.visual_smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t1 = time.perf_counter()
-            times.append(t1 - t0)
-            t0, done = t1, done + 1
-            if done == steps:
+        batches = iter(loader)
+        while done < steps:
+            with timer.section("data"):
+                item = next(batches, None)
+                if item is not None:
+                    x, y = item
+                    x, y = {k: v.to(device, non_blocking=True) for k, v in x.items()}, y.to(device, non_blocking=True)
+            if item is None:
                 break
+            with timer.section("student_forward"):
+                out = model(x, torch.ones(y.shape[0], 10, dtype=torch.bool, device=device))
+                loss = weak_loss(out.p, out.p_a, out.p_v, y, weak.audio_smoothing, weak.visual_smoothing)
+            with timer.section("backward"):
+                optimizer.zero_grad()
+                loss.backward()
+            with timer.section("optimizer"):
+                optimizer.step()
+            timer.end_step()
+            done += 1
     skip = max(5, steps // 10)  # the trainer's profile skips the same warm-up
-    measured = times[skip:]
+    measured = [s["step"] for s in timer.steps[skip:]]
     return {"variant": "plain loop", "device": device.type, "steps": steps, "batch": batch, "workers": workers,
             "threads": threads, "warmup_steps": skip, "samples_per_s": batch * len(measured) / sum(measured),
-            "median_step_s": float(np.median(measured))}
+            "median_step_s": float(np.median(measured)), "sections_s": timer.summary(skip)}
 
 
 def main() -> None:

@@ -1,11 +1,13 @@
 """Benchmark: end-to-end training samples/s, weak baseline vs full method, 1 vs 2 ranks,
 with the per-step breakdown, beside a plain PyTorch loop on the same data.
 
-    python benchmarks/throughput.py [--steps 80] [--json throughput.json]
+    python benchmarks/throughput.py [--steps 80] [--json throughput.json] [--no-compiled] [--no-plain]
 
 The plain loop (`benchmarks/plain_loop.py`) trains the same model with the same weak loss
 in HAN's style (per-file `.npy` Dataset, 2 loader workers, Adam, no DeepSpeed) on the raw
-folder the shards were written from, with every core: the reference for `weak` at 1 rank.
+folder the shards were written from, with every core: the reference for `weak` at 1 rank,
+timed section by section like our rows. Every configuration also runs compiled
+(`train.compile=true`, its compiling steps inside the warm-up) unless --no-compiled.
 
 Synthetic LLP-format data with the published feature sizes (VGGish 128, ResNet-152 2048,
 R(2+1)D 512, 10 segments) and the HAN-sized model, written once under --data. Every
@@ -83,9 +85,10 @@ def table(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * (4 + len(COLUMNS))]
     for r in rows:
         if r.get("plain"):
+            s = r["sections_s"]
             lines.append(f"| plain loop ({r['workers']} loader workers, Adam, no DeepSpeed) | 1 x {r['threads']} | "
-                         f"{r['samples_per_s']:.0f} | {1000 * r['median_step_s']:.1f} | "
-                         + " | ".join("" for _ in COLUMNS) + " |")
+                         f"{r['samples_per_s']:.0f} | {1000 * s['step']:.1f} | "
+                         + " | ".join(f"{1000 * s[k]:.1f}" if k in s else "-" for k, _ in COLUMNS) + " |")
             continue
         name = r["variant"] + (" compiled" if r.get("compiled") else "")
         if not r["profiled"]:
@@ -140,7 +143,8 @@ def main() -> None:
     ap.add_argument("--unprofiled", action="store_true",
                     help="also run each configuration without the per-section timing (its device syncs)")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain PyTorch reference loop")
-    ap.add_argument("--compiled", action="store_true", help="also run each configuration with train.compile=true")
+    ap.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=True,
+                    help="also run each configuration with train.compile=true (default: yes)")
     ap.add_argument("extra", nargs="*", help="overrides for every run, e.g. train.zero_stage=2")
     args = ap.parse_args()
     import torch
