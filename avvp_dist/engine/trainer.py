@@ -182,8 +182,8 @@ class Trainer:
         state.micro_step += 1
         if state.micro_step in cfg.train.debug_nan_steps and self.rank == 0:
             loss = loss * float("nan")
-        # the one host read of the step: non-finite anywhere (every rank skips together) and the
-        # stop-signal kind every rank acts on at the next optimizer-step boundary
+        # one collective and one host read for both: a non-finite loss on any rank (every rank
+        # skips together) and the stop-signal kind every rank acts on at this step's boundary
         nonfinite, self.stop_kind = agree_step(~torch.isfinite(loss.detach()), self.signals.kind)
         if nonfinite:
             state.nan_skips += 1
