@@ -23,7 +23,7 @@ from pathlib import Path
 
 from avvp_dist.data.location import Location, is_url
 from avvp_dist.data.shards import MANIFEST
-from avvp_dist.distributed.collectives import all_gather_bytes
+from avvp_dist.distributed.collectives import all_gather_bytes, world_size
 from avvp_dist.distributed.env import DistEnv
 
 TOKEN = ".visible"
@@ -65,9 +65,8 @@ def check_visible(run_dir: Path, shards: Location, me: dict) -> list[dict]:
     """Every rank's `me` (`this_rank`), in rank order, once every rank has seen the run folder
     and the shards; raises `NotVisible` on every rank, naming each rank and node that cannot.
     A collective: every rank of the default group calls it."""
-    ranks = [json.loads(b) for b in all_gather_bytes(json.dumps(me).encode())]
-    if len(ranks) == 1:
-        return ranks
+    if world_size() == 1:
+        return [me]
     offer = b""
     if me["rank"] == 0:
         try:
@@ -79,15 +78,16 @@ def check_visible(run_dir: Path, shards: Location, me: dict) -> list[dict]:
     token = all_gather_bytes(offer)[0].decode()
     if token.startswith("!"):
         raise NotVisible(token[1:])
-    problems = [json.loads(b) for b in all_gather_bytes(json.dumps(_problems(run_dir, shards, token)).encode())]
+    # where each rank runs and what it cannot see, in one gather
+    mine = {**me, **_problems(run_dir, shards, token)}
+    reports = [json.loads(b) for b in all_gather_bytes(json.dumps(mine).encode())]
     if me["rank"] == 0:
         (run_dir / TOKEN).unlink(missing_ok=True)  # every rank has read it: the gather above waited for them
-    if all(p["shards"] for p in problems):  # seen nowhere: a wrong path, which the shard reader names
-        for p in problems:
-            p["shards"] = []
-    lines = [f"  node {r['node']} (rank {r['rank']}): {line}" for r, p in zip(ranks, problems)
-             for line in p["run"] + p["shards"]]
+    if all(r["shards"] for r in reports):  # seen nowhere: a wrong path, which the shard reader names
+        for r in reports:
+            r["shards"] = []
+    lines = [f"  node {r['node']} (rank {r['rank']}): {line}" for r in reports for line in r["run"] + r["shards"]]
     if lines:
         raise NotVisible("not every node sees what the job shares; put the run folder and the shards on storage "
                          "every node mounts at the same path:\n" + "\n".join(lines))
-    return ranks
+    return [{k: v for k, v in r.items() if k not in ("run", "shards")} for r in reports]
