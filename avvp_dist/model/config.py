@@ -11,6 +11,9 @@ class ModelConfig:
     num_heads: int = 1  # HAN: nhead=1
     ffn_dim: int = 512  # HAN: dim_feedforward=512
     dropout: float = 0.1  # HAN's dropout
+    # HAN's encoder: one hybrid-attention layer serving both directions, (a, v) and (v, a);
+    # false: separate audio and visual layers (ours, twice the encoder's parameters)
+    share_layers: bool = False
     embed_dim: int = 128  # class-aware CMA embedding size; 0 disables the CMA head
     # standardise each input feature with the training split's per-dimension mean and std (from the
     # shard manifest), kept as buffers in the model and its checkpoints; off: the features as stored

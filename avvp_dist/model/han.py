@@ -1,7 +1,9 @@
 """HAN: hybrid attention layers (self-attention within a modality + cross-modal attention).
 
 As in the LLP paper (Tian et al., 2020), except that each layer is fed the previous
-layer's output (the original code fed every layer the raw input).
+layer's output (the original code fed every layer the raw input; with one layer, as HAN
+trains, the two agree). HAN applies one layer in both directions, (a, v) and (v, a), with
+shared weights (`share_layers=True`); separate audio and visual layers are our variant.
 """
 from __future__ import annotations
 
@@ -29,23 +31,36 @@ class HybridAttentionLayer(nn.Module):
 
 
 class HANEncoder(nn.Module):
-    """L hybrid attention layers per modality, each fed the previous layer's output."""
+    """L hybrid attention layers, each fed the previous layer's output; per layer either one
+    layer serving both directions (HAN's, `share_layers`) or one per modality (ours)."""
 
-    def __init__(self, d_model: int, num_layers: int, num_heads: int, ffn_dim: int, dropout: float):
+    def __init__(self, d_model: int, num_layers: int, num_heads: int, ffn_dim: int, dropout: float,
+                 share_layers: bool = False):
         super().__init__()
         make = lambda: HybridAttentionLayer(d_model, num_heads, ffn_dim, dropout)  # noqa: E731
-        self.audio_layers = nn.ModuleList(make() for _ in range(num_layers))
-        self.visual_layers = nn.ModuleList(make() for _ in range(num_layers))
+        if share_layers:
+            self.layers = nn.ModuleList(make() for _ in range(num_layers))
+        else:
+            self.audio_layers = nn.ModuleList(make() for _ in range(num_layers))
+            self.visual_layers = nn.ModuleList(make() for _ in range(num_layers))
+        self.share_layers = share_layers
+
+    def _pairs(self) -> list[tuple[HybridAttentionLayer, HybridAttentionLayer]]:
+        """(audio layer, visual layer) per depth: the same module twice when shared."""
+        if self.share_layers:
+            return [(layer, layer) for layer in self.layers]
+        return list(zip(self.audio_layers, self.visual_layers))
 
     def forward(self, a: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """a, v: (B, T, d) -> (B, T, d) each."""
-        for layer_a, layer_v in zip(self.audio_layers, self.visual_layers):
+        for layer_a, layer_v in self._pairs():
             a, v = layer_a(a, v, pad), layer_v(v, a, pad)
         return a, v
 
     def forward_one(self, a: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None, modality: int) -> torch.Tensor:
         """Only `forward(a, v, pad)[modality]` (0 audio, 1 visual): the last layer runs for that
         modality alone, since nothing else reads the other one's last output. (B, T, d)."""
-        for layer_a, layer_v in zip(self.audio_layers[:-1], self.visual_layers[:-1]):
+        *first, (last_a, last_v) = self._pairs()
+        for layer_a, layer_v in first:
             a, v = layer_a(a, v, pad), layer_v(v, a, pad)
-        return self.audio_layers[-1](a, v, pad) if modality == 0 else self.visual_layers[-1](v, a, pad)
+        return last_a(a, v, pad) if modality == 0 else last_v(v, a, pad)

@@ -64,7 +64,8 @@ class AVVPModel(nn.Module):
             raise ValueError(f"need at least one audio and one visual feature, got {self.features}")
         self.audio_in = ModalityProjection(by["audio"], cfg.d_model, cfg.standardize)
         self.visual_in = ModalityProjection(by["visual"], cfg.d_model, cfg.standardize)
-        self.encoder = HANEncoder(cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.dropout)
+        self.encoder = HANEncoder(cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.dropout,
+                                  cfg.share_layers)
         self.head = MMILHead(cfg.d_model, num_classes)
         self.embed = ClassAwareEmbedding(cfg.d_model, cfg.embed_dim, num_classes) if cfg.embed_dim else None
 
