@@ -59,7 +59,8 @@ def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
         records = ann.split(split)
         manifest = write_shards(
             raw_samples(records, cfg.data, counts), out / split, dataset=cfg.data.dataset, split=split,
-            classes=ann.classes, features=shard_features(cfg.data.feature_specs()), dtype=cfg.data.shard_dtype,
+            classes=ann.classes, features=shard_features(cfg.data.feature_specs()),
+            labels=shard_features(cfg.data.label_specs()), dtype=cfg.data.shard_dtype,
             samples_per_shard=cfg.data.samples_per_shard, report={"quirks": dict(ann.quirks), "examples": ann.examples,
                                                                "reader": counts},  # filled while writing
             progress=True, total=len(records))

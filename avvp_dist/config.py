@@ -23,7 +23,8 @@ from avvp_dist.data.config import DataConfig
 from avvp_dist.data.synth import SynthConfig
 from avvp_dist.engine.config import TrainConfig
 from avvp_dist.eval.config import EvalConfig
-from avvp_dist.eval.protocol import PRESETS
+from avvp_dist.engine.presets import NAMES as PRESET_NAMES, differences, merge_into, preset_values
+from avvp_dist.eval.protocol import PROTOCOLS
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
 
@@ -44,8 +45,15 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # what runs (`engine.presets`, docs/method.md): han | paper | ours | valor, or none (the
+    # defaults below); it sets model, method and optimizer values, which the config file and
+    # the command line then override
+    preset: str = "none"
     run_dir: str = "runs/demo"  # everything a run writes goes under here
     seed: int = 0  # one seed for data order, init and synthetic data
+    # {dotted key: value} of every model / method / train value that differs from the preset's,
+    # filled by `load_config` and recorded in run.json and the reports
+    preset_overrides: dict = field(default_factory=dict, init=False)
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -153,7 +161,12 @@ RULES = {
     **{f"train.{k}": _AT_LEAST_0 for k in ("eval_every", "checkpoint_every", "threads", "warmup_steps",
                                            "weight_decay", "grad_clip", "plots")},
     "train.dist_timeout_s": _POSITIVE,
-    "train.protocol": (lambda v: v in PRESETS, f"must be one of {sorted(PRESETS)}"),
+    "train.adam_beta1": _in(0, 1, closed_hi=False),
+    "train.lr_step_epochs": _POSITIVE,
+    "train.lr_step_gamma": _in(0, 1, closed_lo=False),
+    "train.protocol": (lambda v: v in PROTOCOLS, f"must be one of {sorted(PROTOCOLS)} (a metric protocol; "
+                       f"what trains is named by `preset`)"),
+    "preset": (lambda v: v in PRESET_NAMES, f"must be one of {list(PRESET_NAMES)}"),
     "seed": _AT_LEAST_0,
 }
 
@@ -216,5 +229,18 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
             raise ConfigError(f"config file {path} must hold a mapping at top level")
     for text in overrides:
         merge(values, *parse_override(text))
-    cfg = build(cls, values)
-    return validate(cfg) if isinstance(cfg, RunConfig) else cfg
+    if cls is not RunConfig:
+        return build(cls, values)
+    return with_preset(values)
+
+
+def with_preset(values: dict) -> RunConfig:
+    """A checked `RunConfig` from nested `values` (a config file with its overrides applied):
+    the values of `values['preset']` first, then `values` over them; records what differs."""
+    name = values.get("preset", "none")
+    if name not in PRESET_NAMES:
+        raise ConfigError(f"preset: {name!r} must be one of {list(PRESET_NAMES)}")
+    dataset = (values.get("data") or {}).get("dataset", DataConfig.dataset)
+    cfg = validate(build(RunConfig, merge_into(preset_values(name, dataset), values)))
+    cfg.preset_overrides = differences(cfg, build)
+    return cfg

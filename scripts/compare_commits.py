@@ -2,6 +2,7 @@
 
     python scripts/compare_commits.py --base e33e84a            # base commit vs the working tree
     python scripts/compare_commits.py --base HEAD~3 --steps 200
+    python scripts/compare_commits.py --base 9dec63e --here preset=none   # the working tree with overrides
 
 Each side runs `avvp-dist demo` (synthetic LLP data at the demo's sizes, shards, DeepSpeed
 training under torchrun, one rank per GPU or 2 CPU ranks) from its own source tree with the same interpreter, then every
@@ -27,14 +28,14 @@ def git(*args: str, cwd: Path = REPO) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run_demo(tree: Path, run_dir: Path, steps: int) -> Path:
-    """Trains from the sources in `tree` into `run_dir` (replaced)."""
+def run_demo(tree: Path, run_dir: Path, steps: int, overrides: list[str] = ()) -> Path:
+    """Trains from the sources in `tree` into `run_dir` (replaced), with config `overrides`."""
     import shutil
 
     shutil.rmtree(run_dir, ignore_errors=True)
     env = dict(os.environ, PYTHONPATH=str(tree))
     cmd = [sys.executable, "-m", "avvp_dist.cli", "demo", f"run_dir={run_dir}", f"train.max_steps={steps}",
-           "train.eval_every=0", "train.checkpoint_every=0", "train.plots=0"]
+           "train.eval_every=0", "train.checkpoint_every=0", "train.plots=0", *overrides]
     print(f"[{tree}] {' '.join(cmd[1:])}", flush=True)
     log = run_dir.parent / f"{run_dir.name}.log"
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", required=True, help="the commit to compare against")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--work", type=Path, default=REPO / "runs" / "compare_commits")
+    p.add_argument("--here", nargs="*", default=[], help="overrides for the working tree's run only (keys the "
+                   "base does not know, e.g. preset=none when the demo's config names a preset)")
     args = p.parse_args(argv)
     sha = git("rev-parse", "--verify", f"{args.base}^{{commit}}")
     base_tree = args.work / f"tree-{sha[:12]}"
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             git("worktree", "remove", "--force", str(base_tree))
     else:
         print(f"reusing {base}", flush=True)
-    here = run_demo(REPO, args.work / f"run-worktree-{args.steps}", args.steps)
+    here = run_demo(REPO, args.work / f"run-worktree-{args.steps}", args.steps, args.here)
     bad = sum(compare(base / f"final_{m}.pt", here / f"final_{m}.pt") for m in ("student", "teacher"))
     print("bit-identical" if bad == 0 else f"{bad} tensor(s) differ", flush=True)
     return 1 if bad else 0

@@ -91,8 +91,9 @@ def pickled_npy() -> bytes:
 
 
 def synth_and_shard(folder: Path, dataset: str = "llp", dims: dict | None = None, train: int = 48, val: int = 10,
-                    test: int = 10, per_shard: int = 7) -> Path:
-    """A tiny synthetic dataset in the real format under folder/raw, sharded into folder/shards."""
+                    test: int = 10, per_shard: int = 7, extra: tuple[str, ...] = ()) -> Path:
+    """A tiny synthetic dataset in the real format under folder/raw, sharded into folder/shards;
+    `extra`: more synth / data overrides (a feature set, external labels)."""
     import json
 
     from avvp_dist.cli import main
@@ -100,7 +101,7 @@ def synth_and_shard(folder: Path, dataset: str = "llp", dims: dict | None = None
     dims = dims if dims is not None else (SMALL_DIMS if dataset == "llp" else SMALL_DIMS_UNAV)
     common = [f"synth.dataset={dataset}", f"data.dataset={dataset}", f"synth.num_train={train}",
               f"synth.num_val={val}", f"synth.num_test={test}", "synth.feature_dims=" + json.dumps(dims),
-              f"data.samples_per_shard={per_shard}"]
+              f"data.samples_per_shard={per_shard}", *extra]
     assert main(["synth", "--out", str(folder / "raw"), *common]) == 0
     assert main(["shard", f"data.root={folder / 'raw'}", f"data.shards={folder / 'shards'}", *common]) == 0
     return folder / "shards"

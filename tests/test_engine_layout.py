@@ -10,7 +10,7 @@ import torch
 
 from avvp_dist.engine.config import TrainConfig
 from avvp_dist.engine.ds_config import deepspeed_config
-from avvp_dist.engine.trainer import adamw, flat_student
+from avvp_dist.engine.trainer import flat_student, make_optimizer
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.ema import EMATeacher, contiguous_runs, flatten_parameters_
 from avvp_dist.method.objective import step_losses
@@ -38,7 +38,8 @@ def test_after_a_step_the_module_holds_what_the_optimizer_computed(stage):
     reference = copy.deepcopy(model)
     ref_opt = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=1e-4)
     with lone_group():
-        engine, *_ = deepspeed.initialize(model=model, optimizer=adamw(model.parameters(), 1e-2, 1e-4),
+        optimizer = make_optimizer(model.parameters(), "adamw", 1e-2, 1e-4)
+        engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
                                           config=deepspeed_config(TrainConfig(zero_stage=stage), 4, 1, "fp32"))
         if stage == 0:  # what moving each parameter to a GPU does: every one in its own storage
             for p in engine.module.parameters():
@@ -77,7 +78,8 @@ def test_bf16_at_zero0_is_autocast_over_fp32_weights():
     torch.manual_seed(0)
     model = AVVPModel(FEATURES, 3, ModelConfig(d_model=8, ffn_dim=8, embed_dim=4, dropout=0.0))
     with lone_group():
-        engine, *_ = deepspeed.initialize(model=model, optimizer=adamw(model.parameters(), 1e-2, 0.0), config=cfg)
+        optimizer = make_optimizer(model.parameters(), "adamw", 1e-2, 0.0)
+        engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=cfg)
         assert type(engine.optimizer) is torch.optim.AdamW
         seen = []
         engine.module.head.classifier.register_forward_hook(lambda m, i, o: seen.append(o.dtype))

@@ -12,7 +12,7 @@ from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
 from avvp_dist.engine.config import TrainConfig
 from avvp_dist.engine.ds_config import deepspeed_config
-from avvp_dist.engine.trainer import adamw
+from avvp_dist.engine.trainer import make_optimizer
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.objective import step_losses
 from avvp_dist.model.config import ModelConfig
@@ -51,7 +51,7 @@ def _train_parts(whole: dict, halves: list[dict], manifest) -> dict:
         torch.manual_seed(0)
         model = AVVPModel(manifest.features, len(manifest.classes), ModelConfig(d_model=16, ffn_dim=16, embed_dim=0,
                                                                               dropout=0.0))
-        engine, *_ = deepspeed.initialize(model=model, optimizer=adamw(model.parameters(), 1e-3, 0.0),
+        engine, *_ = deepspeed.initialize(model=model, optimizer=make_optimizer(model.parameters(), "adamw", 1e-3, 0.0),
                                           config=deepspeed_config(TrainConfig(grad_accum=accum), len(parts[0]["keys"]),
                                                                   1, "fp32"))
         weak = []

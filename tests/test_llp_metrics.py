@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from avvp_dist.eval.llp_metrics import METRIC_NAMES, event_counts, llp_metrics, llp_video_scores
-from avvp_dist.eval.protocol import PRESETS, binarize, calibrate_thresholds
+from avvp_dist.eval.protocol import PROTOCOLS, binarize, calibrate_thresholds
 from conftest import repo_file
 
 
@@ -143,11 +143,11 @@ def test_protocol_presets():
     P[0, :3, 0, 0] = 0.3
     P[0, :3, 1, 0] = 0.6
     p, p_a, p_v = np.array([[0.6, 0.1]]), np.array([[0.2, 0.0]]), np.array([[0.7, 0.0]])
-    pa, pv = binarize(P, p, p_a, p_v, PRESETS["han"])
+    pa, pv = binarize(P, p, p_a, p_v, PROTOCOLS["han"])
     assert pa.sum() == 0 and pv[0, 0, :3].all() and pv.sum() == 3
-    pa, _ = binarize(P, p, p_a, p_v, PRESETS["low_threshold"])
+    pa, _ = binarize(P, p, p_a, p_v, PROTOCOLS["low_threshold"])
     assert pa[0, 0, :3].all() and pa.sum() == 3
-    pa, pv = binarize(P, p, p_a, p_v, PRESETS["modality"])  # p_a = 0.2 filters audio out
+    pa, pv = binarize(P, p, p_a, p_v, PROTOCOLS["modality"])  # p_a = 0.2 filters audio out
     assert pa.sum() == 0 and pv.sum() == 3
 
 
@@ -156,7 +156,7 @@ def test_calibrated_thresholds_recover_a_shifted_class():
     gt = (rng.random((200, 2, 10)) < 0.3).astype(np.int8)
     P = np.where(gt.transpose(0, 2, 1)[:, :, None, :] == 1, 0.35, 0.15) + 0 * rng.random((200, 10, 2, 2))
     ones = np.ones((200, 2))
-    thr = calibrate_thresholds(P, ones, ones, ones, gt, gt, PRESETS["han"])
+    thr = calibrate_thresholds(P, ones, ones, ones, gt, gt, PROTOCOLS["han"])
     assert np.all((thr > 0.15) & (thr <= 0.35))
-    pa, pv = binarize(P, ones, ones, ones, PRESETS["han"], thr)
+    pa, pv = binarize(P, ones, ones, ones, PROTOCOLS["han"], thr)
     assert np.array_equal(pa, gt) and np.array_equal(pv, gt)

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Callable
 
 from avvp_dist.data.annotations import Annotations
-from avvp_dist.data.features import FeatureSpec
-from avvp_dist.data.llp import LLP_CLASSES, LLP_FEATURES, read_llp_annotations
-from avvp_dist.data.unav100 import UNAV100_CLASSES, UNAV100_FEATURES, UNAV_FEATURE_HOP_S, read_unav100_annotations
+from avvp_dist.data.features import FeatureSet, FeatureSpec
+from avvp_dist.data.llp import (LLP_CLASSES, LLP_FEATURES, LLP_LABELS, VALOR_FEATURES, VALOR_HAN_FEATURES, VALOR_LABELS,
+                                read_llp_annotations)
+from avvp_dist.data.unav100 import (UNAV100_CLASSES, UNAV100_FEATURES, UNAV100_LABELS, UNAV_FEATURE_HOP_S,
+                                    read_unav100_annotations)
 
 
 @dataclass(frozen=True)
@@ -21,19 +23,37 @@ class DataSpec:
     """What the data layer needs to know of one dataset.
 
     read_annotations: the annotation files under a raw dataset folder -> `Annotations`.
-    features: the published feature release's layout (overridable by `data.features`).
+    feature_sets: the published feature releases' layouts (`data.feature_set`; the first is
+    the default; `data.features` overrides the specs); a dataset with one release may give
+    its `FeatureSpec`s instead, which become the release "default".
     seconds_per_row: duration of one shard row (LLP: 1 s segments; UnAV-100: 0.32 s).
     """
 
     name: str
     classes: tuple[str, ...]
     read_annotations: Callable[[Path], Annotations]
-    features: tuple[FeatureSpec, ...]
+    feature_sets: tuple[FeatureSet, ...]
     seconds_per_row: float
 
-    def default_features(self) -> list[FeatureSpec]:
-        """Fresh copies of the published layout (callers may change their dims)."""
-        return [replace(f) for f in self.features]
+    def __post_init__(self):
+        if all(isinstance(f, FeatureSpec) for f in self.feature_sets):
+            object.__setattr__(self, "feature_sets", (FeatureSet("default", tuple(self.feature_sets)),))
+
+    @property
+    def features(self) -> tuple[FeatureSpec, ...]:
+        """The default release's features."""
+        return self.feature_sets[0].features
+
+    def feature_set(self, name: str = "") -> FeatureSet:
+        """The release `name` ("" = the default); a `ValueError` lists the known ones."""
+        sets = {s.name: s for s in self.feature_sets}
+        if name and name not in sets:
+            raise ValueError(f"dataset {self.name!r} has no feature set {name!r}; known: {sorted(sets)}")
+        return sets[name] if name else self.feature_sets[0]
+
+    def default_features(self, feature_set: str = "") -> list[FeatureSpec]:
+        """Fresh copies of a release's layout (callers may change their dims)."""
+        return [replace(f) for f in self.feature_set(feature_set).features]
 
 
 _SPECS: dict[str, DataSpec] = {}
@@ -50,6 +70,9 @@ def data_spec(name: str) -> DataSpec:
     return _SPECS[name]
 
 
-LLP = register_data(DataSpec("llp", tuple(LLP_CLASSES), read_llp_annotations, LLP_FEATURES, 1.0))
-UNAV100 = register_data(DataSpec("unav100", tuple(UNAV100_CLASSES), read_unav100_annotations, UNAV100_FEATURES,
-                                 UNAV_FEATURE_HOP_S))
+LLP = register_data(DataSpec("llp", tuple(LLP_CLASSES), read_llp_annotations,
+                             (FeatureSet("han", LLP_FEATURES, LLP_LABELS),  # HAN's release: VGGish, ResNet-152, R(2+1)D
+                              FeatureSet("valor", VALOR_FEATURES, VALOR_LABELS, folder=""),  # CLAP, CLIP, R(2+1)D
+                              FeatureSet("valor_han", VALOR_HAN_FEATURES, VALOR_LABELS, folder="")), 1.0))
+UNAV100 = register_data(DataSpec("unav100", tuple(UNAV100_CLASSES), read_unav100_annotations,
+                                 (FeatureSet("unav100", UNAV100_FEATURES, UNAV100_LABELS),), UNAV_FEATURE_HOP_S))

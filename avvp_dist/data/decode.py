@@ -18,7 +18,8 @@ DECODED = ("json", "npy")
 
 def decode_sample(raw: dict, manifest: Manifest, where: str,
                   sha256: str | None = None) -> tuple[str, dict[str, np.ndarray], dict]:
-    """(video name, {feature: (T, D) array}, meta) from WebDataset's grouped member dict.
+    """(video name, {feature or segment-label name: (T, D) array}, meta) from WebDataset's
+    grouped member dict.
 
     `raw` maps `__key__` to the shard key and each member suffix (`json`, `vggish.npy`)
     to its bytes (`__sha256__`: their digest, from `read_run`); `sha256`, if given, is the
@@ -53,7 +54,8 @@ def decode_sample(raw: dict, manifest: Manifest, where: str,
     if not isinstance(meta.get("labels"), list) or bad:
         raise ShardError(f"{at}: labels {bad or meta.get('labels')!r} not in the class list", "unknown_label")
     feats, lengths = {}, set()
-    for f in manifest.features:
+    label_names = {f["name"] for f in manifest.labels}
+    for f in [*manifest.features, *manifest.labels]:
         name = f"{f['name']}.npy"
         if name not in raw:
             raise ShardError(f"{at}: missing feature key {name!r}", "missing_key")
@@ -68,6 +70,8 @@ def decode_sample(raw: dict, manifest: Manifest, where: str,
             raise ShardError(f"{at}: {name!r} has shape {arr.shape}, manifest says {want}", "bad_shape")
         if not np.isfinite(arr).all():
             raise ShardError(f"{at}: {name!r} contains NaN or Inf", "not_finite")
+        if f["name"] in label_names and (arr.min() < 0 or arr.max() > 1):
+            raise ShardError(f"{at}: segment labels {name!r} outside [0, 1]", "bad_labels")
         feats[f["name"]] = arr
         lengths.add(arr.shape[0])
     if len(lengths) > 1:

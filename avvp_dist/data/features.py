@@ -38,6 +38,18 @@ class FeatureSpec:
         return self.steps // self.pool
 
 
+@dataclass(frozen=True)
+class FeatureSet:
+    """A feature release of one dataset: its model inputs, its segment-level labels (e.g.
+    VALOR's CLIP / CLAP pseudo-labels, one (T, C) array per video and modality) and the
+    folder, relative to the raw dataset folder, that their `file` templates start from."""
+
+    name: str
+    features: tuple[FeatureSpec, ...]
+    labels: tuple[FeatureSpec, ...] = ()  # dim: the number of classes
+    folder: str = "features"
+
+
 class FeatureError(ValueError):
     """A feature file is missing or malformed; the message names the file."""
 
@@ -95,6 +107,22 @@ def read_feature(path: Path, spec: FeatureSpec) -> np.ndarray:
     return arr
 
 
+def read_segment_labels(path: Path, spec: FeatureSpec) -> np.ndarray:
+    """One external segment-label file as (T, C) float32 in [0, 1] (0/1 integers, booleans or
+    soft values), checked against `spec` (dim = the number of classes); else a `FeatureError`."""
+    arr = load_array(path)
+    if arr.ndim != 2 or arr.shape[1] != spec.dim or (spec.steps and arr.shape[0] != spec.steps) or not arr.shape[0]:
+        raise FeatureError(f"{path}: shape {arr.shape}, expected ({spec.steps or 'T'}, {spec.dim}) segment labels "
+                           f"{spec.name!r} (one row per segment, one column per class)")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise FeatureError(f"{path}: dtype {arr.dtype}, expected numbers")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        raise FeatureError(f"{path}: segment labels {spec.name!r} must lie in [0, 1], "
+                           f"found {arr.min()} to {arr.max()}")
+    return arr
+
+
 def common_length(feats: dict[str, np.ndarray], paths: dict[str, Path],
                   counts: Counter | None = None) -> dict[str, np.ndarray]:
     """Every feature of one video trimmed to the shortest, when they differ by at most
@@ -113,11 +141,15 @@ def common_length(feats: dict[str, np.ndarray], paths: dict[str, Path],
 
 
 def read_video_features(vid: str, specs: list[FeatureSpec], features_dir: str | Path,
-                        id_chars: int = 11, counts: Counter | None = None) -> dict[str, np.ndarray]:
-    """`{name: (T, D) float32}` for one video (`read_feature` each, then `common_length`).
+                        id_chars: int = 11, counts: Counter | None = None,
+                        labels: list[FeatureSpec] = ()) -> dict[str, np.ndarray]:
+    """`{name: (T, D) float32}` for one video (`read_feature` each, `read_segment_labels` for
+    the external `labels`, then `common_length`).
 
     Variable-length features (UnAV-100) may differ by a few rows between modalities:
     all are trimmed to the shortest, counted in `counts`.
     """
-    paths = {spec.name: feature_path(Path(features_dir), spec, vid, id_chars) for spec in specs}
-    return common_length({spec.name: read_feature(paths[spec.name], spec) for spec in specs}, paths, counts)
+    paths = {spec.name: feature_path(Path(features_dir), spec, vid, id_chars) for spec in [*specs, *labels]}
+    arrays = {spec.name: read_feature(paths[spec.name], spec) for spec in specs}
+    arrays.update({spec.name: read_segment_labels(paths[spec.name], spec) for spec in labels})
+    return common_length(arrays, paths, counts)

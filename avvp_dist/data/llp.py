@@ -31,6 +31,28 @@ LLP_FEATURES = (  # the published feature release (HAN's): one .npy per video, n
     FeatureSpec("res152", "visual", 2048, steps=80, pool=8),
     FeatureSpec("r2plus1d_18", "visual", 512, steps=10),
 )
+# VALOR's release (github.com/Franklin905/VALOR, README "File structure"), its data/ folder as
+# the raw folder: CLAP audio and CLIP ViT-L/14 visual segment features, HAN's R(2+1)D-18, and the
+# segment-level pseudo-labels harvested from CLAP and CLIP, (10, 25) per video and modality
+VALOR_FEATURES = (
+    FeatureSpec("clap", "audio", 512, steps=10, file="CLAP/features/{id}.npy"),
+    FeatureSpec("clip", "visual", 768, steps=10, file="CLIP/features/{id}.npy"),
+    FeatureSpec("r2plus1d_18", "visual", 512, steps=10, file="feats/r2plus1d_18/{id}.npy"),
+)
+VALOR_HAN_FEATURES = (  # HAN's release as VALOR lays it out (its VALOR and VALOR+ runs): data/feats/<name>/
+    FeatureSpec("vggish", "audio", 128, steps=10, file="feats/{name}/{id}.npy"),
+    FeatureSpec("res152", "visual", 2048, steps=80, pool=8, file="feats/{name}/{id}.npy"),
+    FeatureSpec("r2plus1d_18", "visual", 512, steps=10, file="feats/{name}/{id}.npy"),
+)
+VALOR_LABELS = (
+    FeatureSpec("clap_labels", "audio", 25, steps=10, file="CLAP/segment_pseudo_labels/{id}.npy"),
+    FeatureSpec("clip_labels", "visual", 25, steps=10, file="CLIP/segment_pseudo_labels/{id}.npy"),
+)
+# no external labels come with HAN's release; where a user makes some, this is where they go
+LLP_LABELS = (
+    FeatureSpec("audio_labels", "audio", 25, steps=10, file="segment_labels/audio/{id}.npy"),
+    FeatureSpec("visual_labels", "visual", 25, steps=10, file="segment_labels/visual/{id}.npy"),
+)
 WEAK_FILES = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP_test_pd.csv"}
 DENSE_FILES = {"audio": "AVVP_eval_audio.csv", "visual": "AVVP_eval_visual.csv"}
 WEAK_HEADER = ["filename", "event_labels"]

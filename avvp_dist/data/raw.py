@@ -19,7 +19,7 @@ def read_annotations(cfg: DataConfig) -> Annotations:
 
 
 def features_dir(cfg: DataConfig) -> Path:
-    return Path(cfg.features_dir) if cfg.features_dir else Path(cfg.root) / "features"
+    return Path(cfg.features_dir) if cfg.features_dir else Path(cfg.root) / cfg.features_folder
 
 
 def shard_features(specs: list[FeatureSpec]) -> list[dict]:
@@ -40,19 +40,20 @@ def rows_match_duration(rows: int, duration: float, seconds_per_row: float) -> b
 
 
 def raw_samples(records: list[VideoRecord], cfg: DataConfig, counts: Counter) -> Iterator[tuple[str, dict, dict]]:
-    """(name, features, meta) per video; a bad feature file raises, or under `on_error=skip`
+    """(name, features and external segment labels by name, meta) per video; a bad feature file
+    raises, or under `on_error=skip`
     is skipped and counted in `counts` (`skipped/<reason>`) with the file named in the log.
     Variable-length features whose rows disagree with the video's duration (`rows_match_duration`)
     are kept, counted (`feature_rows_off_duration`) and the first few named in the log."""
     import logging
 
     log = logging.getLogger(__name__)
-    folder, specs = features_dir(cfg), cfg.feature_specs()
+    folder, specs, labels = features_dir(cfg), cfg.feature_specs(), cfg.label_specs()
     hop = data_spec(cfg.dataset).seconds_per_row
     variable = any(not s.steps for s in specs)
     for rec in records:
         try:
-            feats = read_video_features(rec.vid, specs, folder, cfg.id_chars, counts)
+            feats = read_video_features(rec.vid, specs, folder, cfg.id_chars, counts, labels)
         except FeatureError as e:
             if cfg.on_error == "raise":
                 raise

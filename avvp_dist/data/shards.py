@@ -1,7 +1,8 @@
 """Deterministic WebDataset shard writer and the `manifest.json` that describes the shards.
 
 One sample per video: `<key>.json` (labels, events, duration, and the video's name as
-`vid`) then one `<key>.<feature>.npy` per feature, in the manifest's feature order; the
+`vid`) then one `<key>.<feature>.npy` per feature, in the manifest's feature order, then
+one per external segment-label array (`labels`, e.g. VALOR's (10, 25) pseudo-labels); the
 key is the name encoded by `data.keys.encode_key` (real names contain '.'). Tar headers
 carry a fixed mtime, owner and mode, so the same input gives byte-identical shards.
 The manifest records each shard's size and sha256 and each sample's sha256
@@ -63,6 +64,8 @@ class Manifest:
     format: str = FORMAT
     # per feature, over every row of the split: {"rows": n, "mean": [D], "std": [D]} (model.standardize)
     stats: dict = field(default_factory=dict)
+    # external segment labels, [{name, modality, dim (= classes), steps}]: (T, C) arrays in [0, 1]
+    labels: list[dict] = field(default_factory=list)
 
     @property
     def num_samples(self) -> int:
@@ -163,15 +166,17 @@ def sample_members(name: str, features: dict[str, np.ndarray], meta: dict,
 def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, *, dataset: str, split: str,
                  classes: list[str], features: list[dict], dtype: str = "float16",
                  samples_per_shard: int = 256, report: dict | None = None,
-                 progress: bool = False, total: int | None = None) -> Manifest:
+                 progress: bool = False, total: int | None = None, labels: list[dict] = ()) -> Manifest:
     """Writes `<split>-NNNNN.tar` shards and `manifest.json` into `folder`.
 
-    `samples` yields (video name, {feature name: (T, D) array}, meta). Each shard is written
+    `samples` yields (video name, {feature or label name: (T, D) array}, meta); `labels`
+    lists the external segment labels among them (manifest entries like `features`). Each shard is written
     to a temporary name and renamed when complete; the manifest is written last.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     order = [f["name"] for f in features]
+    label_order = [f["name"] for f in labels]
     shards: list[ShardInfo] = []
     if progress:
         from tqdm import tqdm
@@ -199,7 +204,7 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
             tar = tarfile.open(folder / f"{split}-{len(shards):05d}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
             count = 0
         digest = hashlib.sha256()
-        for name, data in sample_members(key, feats, meta, order, dtype):
+        for name, data in sample_members(key, feats, meta, order + label_order, dtype):
             _add(tar, name, data)
             add_member(digest, name, data)
         digests.append(digest.hexdigest())
@@ -220,6 +225,7 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
         mean = s1 / max(rows[name], 1)
         std = np.sqrt(np.maximum(s2 / max(rows[name], 1) - mean ** 2, 0))
         stats[name] = {"rows": rows[name], "mean": mean.tolist(), "std": std.tolist()}
-    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report, stats=stats)
+    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report, stats=stats,
+                        labels=list(labels))
     manifest.save(folder)
     return manifest

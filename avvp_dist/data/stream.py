@@ -73,11 +73,14 @@ def read_run(url: Location, run: Run, expected: int) -> Iterator[dict]:
         raise ShardError(f"{url}: ends after {index} samples; the manifest says {expected}", "unreadable_shard")
 
 
-def collate(samples: list[tuple[str, dict, dict]], classes: list[str], features: list[str]) -> dict:
+def collate(samples: list[tuple[str, dict, dict]], classes: list[str], features: list[str],
+            segment_labels: tuple[str, str] | None = None) -> dict:
     """Pads to the longest sequence of the batch.
 
     Returns `keys` (B,), `features` {name: (B, T, D) float32}, `mask` (B, T) bool
-    (True on real steps), `labels` (B, C) float32 multi-hot, `meta` (B,) dicts.
+    (True on real steps), `labels` (B, C) float32 multi-hot, `meta` (B,) dicts; with
+    `segment_labels` (the audio and the visual label array's names), `segment_labels`
+    (B, T, 2, C) float32, audio at [:, :, 0], 0 on padding.
     """
     index = {c: i for i, c in enumerate(classes)}
     lengths = [next(iter(f.values())).shape[0] for _, f, _ in samples]
@@ -93,8 +96,26 @@ def collate(samples: list[tuple[str, dict, dict]], classes: list[str], features:
     for i, (_, _, meta) in enumerate(samples):
         labels[i, [index[c] for c in meta["labels"]]] = 1.0
     mask = torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
-    return {"keys": [k for k, _, _ in samples], "features": feats, "mask": mask, "labels": labels,
-            "meta": [m for _, _, m in samples]}
+    batch = {"keys": [k for k, _, _ in samples], "features": feats, "mask": mask, "labels": labels,
+             "meta": [m for _, _, m in samples]}
+    if segment_labels is not None:
+        seg = np.zeros((len(samples), t, 2, len(classes)), np.float32)
+        for i, (_, f, _) in enumerate(samples):
+            for m, name in enumerate(segment_labels):
+                seg[i, : lengths[i], m] = f[name]
+        batch["segment_labels"] = torch.from_numpy(seg)
+    return batch
+
+
+def label_pair(manifest: Manifest) -> tuple[str, str] | None:
+    """The names of the shards' audio and visual segment labels, or None when there are none;
+    a `ShardError` unless there is exactly one of each."""
+    if not manifest.labels:
+        return None
+    by = {m: [f["name"] for f in manifest.labels if f["modality"] == m] for m in ("audio", "visual")}
+    if len(by["audio"]) != 1 or len(by["visual"]) != 1:
+        raise ShardError(f"segment labels {manifest.labels}: expected one audio and one visual array")
+    return by["audio"][0], by["visual"][0]
 
 
 class _SlotReader(IterableDataset):
@@ -163,7 +184,7 @@ class _SlotReader(IterableDataset):
                 skipped = [(x[1], x[2]) for x in part if x[0] is None]
                 if not good:
                     raise ShardError(f"every sample of a batch was bad; first: {skipped[0][1]}")
-                batch = collate(good, self.manifest.classes, names)
+                batch = collate(good, self.manifest.classes, names, label_pair(self.manifest))
                 batch["skipped"] = skipped
                 yield batch
 

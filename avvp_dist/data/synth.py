@@ -36,7 +36,10 @@ from avvp_dist.data.features import FeatureSpec
 from avvp_dist.data.llp import DENSE_FILES, LLP_SEGMENTS, WEAK_FILES, read_llp_annotations
 from avvp_dist.data.unav100 import read_unav100_annotations
 
-SYNTH_VERSION = "2"  # 2: events stronger (strength 2 -> 4) and more video-level context (0.5 -> 1)
+# 2: events stronger (strength 2 -> 4) and more video-level context (0.5 -> 1); 3: the knobs
+# feature_set, external_labels and label_noise (at their defaults the files are those of v2, byte
+# for byte: tests/test_synth.py); the studies of docs/accuracy.md before 2026-11-30 ran on v2
+SYNTH_VERSION = "3"
 
 
 @dataclass
@@ -49,7 +52,14 @@ class SynthConfig:
     num_train: int = 600  # demo size: trains in minutes on 2 CPU cores
     num_val: int = 100
     num_test: int = 200
+    feature_set: str = ""  # a feature release of the dataset (`data.feature_set`), e.g. llp's valor (CLAP, CLIP)
     feature_dims: dict[str, int] = field(default_factory=dict)  # e.g. {res152: 64} for small tests
+    # external segment-level labels per video and modality, (rows, C) 0/1 in the feature set's label
+    # layout (VALOR's CLAP / CLIP pseudo-labels for llp's valor set): the planted truth of each
+    # labelled class, each segment's bit flipped with probability label_noise (classes the video
+    # is not labelled with stay 0, as in VALOR's)
+    external_labels: bool = False
+    label_noise: float = 0.2
     # v2 (frozen before the accuracy study): at strength 2 the weak baseline's segment-level
     # Type@AV was about 31, below what HAN reaches on real LLP; at 4 it is 40-50
     strength: float = 4.0  # event amplitude along its prototype, in noise std units
@@ -70,16 +80,23 @@ class SynthConfig:
         for name in ("num_train", "num_val", "num_test"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0 <= self.label_noise <= 1:
+            raise ValueError(f"label_noise must lie in [0, 1], got {self.label_noise}")
+        data_spec(self.dataset).feature_set(self.feature_set)  # an unknown set lists the known ones
 
     def feature_specs(self) -> list[FeatureSpec]:
         """The dataset's published feature layout, with `feature_dims` overrides applied."""
-        specs = data_spec(self.dataset).default_features()
+        specs = data_spec(self.dataset).default_features(self.feature_set)
         unknown = set(self.feature_dims) - {s.name for s in specs}
         if unknown:
             raise ValueError(f"feature_dims: unknown features {sorted(unknown)}")
         for s in specs:
             s.dim = self.feature_dims.get(s.name, s.dim)
         return specs
+
+    def label_specs(self) -> list[FeatureSpec]:
+        """The feature set's external label layout, when `external_labels`."""
+        return list(data_spec(self.dataset).feature_set(self.feature_set).labels) if self.external_labels else []
 
 
 def _video_id(rng: np.random.Generator, taken: set[str]) -> str:
@@ -164,6 +181,28 @@ class _Planter:
                 on = (centres >= e.onset) & (centres < e.offset)
                 act[on, self.index[e.label]] = np.maximum(act[on, self.index[e.label]], rng.uniform(0.6, 1.4))
         return act
+
+    def coverage(self, events: list[Event], rows: int, hop: float, modality: str) -> np.ndarray:
+        """(rows, C) 0/1: which classes' events of `modality` cover each row's centre (the truth
+        of `activity`, drawing nothing from a generator)."""
+        on = np.zeros((rows, len(self.classes)), np.int64)
+        centres = (np.arange(rows) + 0.5) * hop
+        for e in events:
+            if e.modality in (modality, "av"):
+                on[(centres >= e.onset) & (centres < e.offset), self.index[e.label]] = 1
+        return on
+
+    def labels(self, rec: VideoRecord, specs: list[FeatureSpec], rows: int, hop: float, rng) -> dict:
+        """External segment labels {name: (rows, C) int64}: the annotated events' truth (not the
+        unannotated distractors) of the labelled classes, bits flipped with `label_noise`."""
+        y = np.zeros(len(self.classes), bool)
+        y[[self.index[c] for c in rec.labels]] = True
+        out = {}
+        for s in specs:
+            truth = self.coverage(rec.events or [], rows, hop, s.modality)
+            flip = (rng.random(truth.shape) < self.cfg.label_noise) & y
+            out[s.name] = np.where(flip, 1 - truth, truth) * y
+        return out
 
     def features(self, rec: VideoRecord, extra: list[Event], rows: dict[str, int], hop: float, rng) -> dict:
         cfg = self.cfg
@@ -298,9 +337,10 @@ def _write_unav(out: Path, records: dict[str, list[VideoRecord]], classes: list[
 def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool = False) -> Path:
     """Writes a synthetic dataset in the real format under `out`; deterministic for `seed`."""
     out = Path(out)
-    (out / "features").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng([seed, 0x5EED])
-    specs = cfg.feature_specs()
+    specs, label_specs = cfg.feature_specs(), cfg.label_specs()
+    folder = out / data_spec(cfg.dataset).feature_set(cfg.feature_set).folder
+    folder.mkdir(parents=True, exist_ok=True)
     fmt, classes = SYNTH_FORMATS[cfg.dataset], list(data_spec(cfg.dataset).classes)
     records = fmt.records(cfg, classes, rng)
     planter = _Planter(cfg, specs, classes, rng)
@@ -308,16 +348,21 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool 
     if progress:
         from tqdm import tqdm
         todo = tqdm(todo, desc=f"synth {cfg.dataset}", unit="video")
-    for rec in todo:
+    for i, rec in enumerate(todo):
         rows, hop, extra = fmt.rows(cfg, rec, specs, classes, rng)
-        for name, arr in planter.features(rec, extra, rows, hop, rng).items():
-            spec = next(s for s in specs if s.name == name)
-            path = out / "features" / spec.file.format(name=name, vid=rec.vid, id=rec.vid[:11])
+        arrays = planter.features(rec, extra, rows, hop, rng)
+        if label_specs:  # from their own generator: the features are those written without labels
+            segments = max(rows[s.name] // s.pool for s in specs)
+            arrays.update(planter.labels(rec, label_specs, segments, hop, np.random.default_rng([seed, 0x1ABE1, i])))
+        for name, arr in arrays.items():
+            spec = next(s for s in [*specs, *label_specs] if s.name == name)
+            path = folder / spec.file.format(name=name, vid=rec.vid, id=rec.vid[:11])
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, arr)
     fmt.write(out, records, classes)
     info = {"generator_version": SYNTH_VERSION, "seed": seed, "config": asdict(cfg),
-            "features": [asdict(s) for s in specs], "counts": {k: len(v) for k, v in records.items()}}
+            "features": [asdict(s) for s in specs], "labels": [asdict(s) for s in label_specs],
+            "counts": {k: len(v) for k, v in records.items()}}
     (out / "synth_info.json").write_text(json.dumps(info, indent=1))
     return out
 

@@ -22,6 +22,10 @@ UNAV100_FEATURES = (  # the published release: I3D rgb and flow, VGGish; one row
     FeatureSpec("rgb", "visual", 1024, file="{vid}_{name}.npy"),
     FeatureSpec("flow", "visual", 1024, file="{vid}_{name}.npy"),
 )
+UNAV100_LABELS = (  # external segment labels, where a user makes some: (T, 100) per video and modality
+    FeatureSpec("audio_labels", "audio", 100, file="{vid}_{name}.npy"),
+    FeatureSpec("visual_labels", "visual", 100, file="{vid}_{name}.npy"),
+)
 SUBSETS = {"train": "train", "validation": "val", "test": "test"}
 UNAV100_CLASSES = [  # ordered by label_id, as in unav100_annotations.json
     "man speaking", "woman speaking", "kid speaking", "male singing", "people laughing",

@@ -10,8 +10,17 @@ class TrainConfig:
     max_steps: int = 2000  # optimizer steps
     lr: float = 3e-4  # HAN's Adam learning rate
     weight_decay: float = 1e-4  # mild: the HAN model is small and the data weakly labelled
+    # adamw: torch's fused AdamW (decoupled weight decay); adam: torch.optim.Adam, HAN's optimizer
+    # (weight_decay as an L2 term in the gradient, as torch's Adam applies it)
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    adam_beta1: float = 0.9  # torch's default; VALOR trains with 0.5
+    # warmup_cosine: linear warm-up, then cosine to min_lr_ratio; step: HAN's StepLR, the lr times
+    # lr_step_gamma every lr_step_epochs epochs, counted in optimizer steps from the epoch length
+    schedule: Literal["warmup_cosine", "step"] = "warmup_cosine"
     warmup_steps: int = 100  # linear warm-up, then cosine
     min_lr_ratio: float = 0.05  # cosine floor as a fraction of lr
+    lr_step_epochs: float = 10.0  # HAN: StepLR(step_size=10 epochs)
+    lr_step_gamma: float = 0.1  # HAN: gamma=0.1
     grad_clip: float = 1.0  # attention models spike early; clip the global norm
     grad_accum: int = 1  # micro-steps per optimizer step
     zero_stage: int = 0  # 0, 1 or 2; the HAN model is small, ZeRO matters for large ones
@@ -25,7 +34,7 @@ class TrainConfig:
     resume: str = ""  # "" (fresh run), "auto" (latest complete checkpoint of run_dir) or a checkpoint folder
     dist_timeout_s: int = 600  # collectives that wait longer fail instead of hanging
     threads: int = 0  # torch threads per rank; 0 = SLURM_CPUS_PER_TASK, else cores / ranks on this machine
-    protocol: str = "han"  # evaluation protocol preset
+    protocol: str = "han"  # the evaluation's metric protocol (eval.protocol.PROTOCOLS); what trains is `preset`
     plots: int = 8  # test-split timeline plots at the end
     # at the end: a validation (unless one just ran) and the test-split evaluation of the best
     # checkpoints; off for throughput runs (benchmarks, the GPU check), which then write no best_*.pt

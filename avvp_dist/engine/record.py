@@ -73,10 +73,17 @@ def start_reason(previous: list[dict], restart_count: int) -> str:
     return f"crash (the previous start{on} recorded no end: killed, out of memory, or its node lost)"
 
 
+def preset_record(cfg) -> dict:
+    """What trains: the preset and every model / method / train value that differs from it."""
+    return {"preset": cfg.preset, "preset_overrides": getattr(cfg, "preset_overrides", {})}
+
+
 def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: str, threads: int,
-                 step: int, checkpoint: Path | None, ranks: list[dict] | None = None) -> dict:
+                 step: int, checkpoint: Path | None, ranks: list[dict] | None = None,
+                 model: dict | None = None) -> dict:
     """Writes config.yaml and run.json (this start) and appends the start to history.jsonl.
-    `ranks`: where each rank runs (`engine.placement.this_rank`), recorded in both."""
+    `ranks`: where each rank runs (`engine.placement.this_rank`), recorded in both; `model`:
+    facts of the built model and schedule (parameter count, the step decay's interval)."""
     import deepspeed
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +95,8 @@ def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: 
              "nodes": sorted({r["node"] for r in ranks}) if ranks else None}
     _append(run_dir, event)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    record = {"command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": world_size,
+    record = {**preset_record(cfg), "model": model or {},
+              "command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": world_size,
               "launcher": launcher, "precision": precision, "zero_stage": cfg.train.zero_stage,
               "threads_per_rank": threads, "ranks": ranks, "started": event["time"], "start": event,
               "versions": {"avvp_dist": __version__, "torch": torch.__version__, "deepspeed": deepspeed.__version__,

@@ -18,9 +18,9 @@ from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
 from avvp_dist.engine.logger import RunLogger, plot_curves
 from avvp_dist.engine.placement import check_visible, this_rank
-from avvp_dist.engine.record import record_end, record_start
+from avvp_dist.engine.record import preset_record, record_end, record_start
 from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, NONE, PREEMPT, StopSignals, agree_step
-from avvp_dist.engine.schedule import warmup_cosine
+from avvp_dist.engine.schedule import lr_lambda
 from avvp_dist.engine.state import TrainState
 from avvp_dist.eval.datasets import dataset_spec
 from avvp_dist.method.ema import EMATeacher, contiguous_runs, flatten_parameters_
@@ -46,14 +46,16 @@ def set_threads(requested: int) -> int:
     return n
 
 
-def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """torch's fused AdamW (one kernel over all tensors: about 3x faster than the per-tensor
-    loop on CPU, benchmarks/RESULTS.md), or the foreach form where fused is unsupported."""
+def make_optimizer(params, kind: str, lr: float, weight_decay: float, beta1: float = 0.9) -> torch.optim.Optimizer:
+    """torch's fused AdamW or Adam (`train.optimizer`; one kernel over all tensors: about 3x
+    faster than the per-tensor loop on CPU, benchmarks/RESULTS.md), or the foreach form
+    where fused is unsupported."""
     params = list(params)
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return cls(params, lr=lr, betas=(beta1, 0.999), weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+        return cls(params, lr=lr, betas=(beta1, 0.999), weight_decay=weight_decay, foreach=True)
 
 
 def flat_student(engine, zero_stage: int) -> int:
@@ -81,7 +83,7 @@ class Trainer:
     def __init__(self, cfg):
         import deepspeed
 
-        from avvp_dist.data.stream import ShardStream
+        from avvp_dist.data.stream import ShardStream, label_pair
 
         self.cfg, t = cfg, cfg.train
         self.env = discover()
@@ -101,6 +103,10 @@ class Trainer:
             if not is_url(self.shards):
                 split_manifest.verify(folder(self.shards, split))
         self.classes, self.dataset = manifest.classes, manifest.dataset
+        if cfg.method.needs_external and label_pair(manifest) is None:
+            raise ShardError(f"method.pseudo.source={cfg.method.pseudo.source} trains with external segment labels, "
+                             f"but {folder(self.shards, 'train')} holds none: write the shards with "
+                             "data.external_labels=true (and the labels under the raw folder, docs/data.md)")
         self.select_metric = dataset_spec(self.dataset).select_metric
         model = AVVPModel(manifest.features, len(self.classes), cfg.model)
         if cfg.model.standardize:
@@ -109,9 +115,11 @@ class Trainer:
                                  "model.standardize needs; write the shards again with this version")
             model.set_feature_stats(manifest.stats)
         flatten_parameters_(model)  # the flat EMA (method.teacher.ema=flat) then updates it in one pass (ZeRO 0)
-        optimizer = adamw(model.parameters(), t.lr, t.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: warmup_cosine(s, t.warmup_steps, t.max_steps, t.min_lr_ratio))
+        optimizer = make_optimizer(model.parameters(), t.optimizer, t.lr, t.weight_decay, t.adam_beta1)
+        # the step schedule counts epochs in optimizer steps: batches per epoch on a rank / accumulation
+        multiplier, self.lr_step_every = lr_lambda(t, max(1, len(self.stream) // t.grad_accum))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+        self.num_parameters = sum(p.numel() for p in model.parameters())
         # what a checkpoint of this run fits; a resume checks it before anything is loaded or written
         self.record = {"model": dataclasses.asdict(cfg.model), "features": manifest.features,
                        "classes": list(self.classes), "dataset": self.dataset, "world_size": self.world}
@@ -140,8 +148,17 @@ class Trainer:
         if resume is not None:
             self._restore(resume)
         if self.rank == 0:  # only now: a checkpoint that does not fit, or is refused, leaves the folder as it was
+            facts = {"parameters": self.num_parameters, "share_layers": cfg.model.share_layers,
+                     "lr_step_every": self.lr_step_every}
             record_start(self.run_dir, cfg, self.env.source, self.world, self.precision, self.threads, self.step,
-                         resume, self.ranks)
+                         resume, self.ranks, facts)
+            print(f"preset {cfg.preset}" + (f" with {len(cfg.preset_overrides)} value(s) changed: " + ", ".join(
+                f"{k}={v}" for k, v in cfg.preset_overrides.items()) if cfg.preset_overrides else "")
+                  + f"; model {self.num_parameters:,} parameters ("
+                  + ("one hybrid-attention layer per depth for both directions" if cfg.model.share_layers
+                     else "separate audio and visual layers") + ")"
+                  + (f"; lr x{t.lr_step_gamma} every {self.lr_step_every} steps" if self.lr_step_every else ""),
+                  flush=True)
             (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
         self.signals = StopSignals()
         self.stop_kind = NONE
@@ -171,6 +188,8 @@ class Trainer:
         """The batch on the training device, features in the training precision."""
         batch["features"] = {k: v.to(self.device, self.dtype) for k, v in batch["features"].items()}
         batch["mask"], batch["labels"] = batch["mask"].to(self.device), batch["labels"].to(self.device)
+        if "segment_labels" in batch:
+            batch["segment_labels"] = batch["segment_labels"].to(self.device)
         return batch
 
     def _micro_step(self, batch: dict) -> dict | None:
@@ -226,7 +245,8 @@ class Trainer:
             if self.rank == 0:
                 for name, m in self._models().items():
                     save_model(m, self.run_dir / f"best_{name}.pt", self.classes, self.dataset,
-                               extra={"step": self.step, key: float(result["models"][name]["metrics"][key])})
+                               extra={"step": self.step, key: float(result["models"][name]["metrics"][key]),
+                                      **preset_record(self.cfg)})
         if self.rank == 0:
             self.logger.bar.write(f"step {self.step}: val {key} " + ", ".join(
                 f"{n} {r['metrics'][key]:.2f}" for n, r in result["models"].items()) + f" (best {best['score']:.2f})")
@@ -348,7 +368,8 @@ class Trainer:
 
         if self.rank == 0:
             for name, m in self._models().items():
-                save_model(m, self.run_dir / f"final_{name}.pt", self.classes, self.dataset, extra={"step": self.step})
+                save_model(m, self.run_dir / f"final_{name}.pt", self.classes, self.dataset,
+                           extra={"step": self.step, **preset_record(self.cfg)})
         if dist.is_initialized():
             dist.barrier()  # rank 0 has written every best_/final_ file before anyone reads them
         rate = steps * self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum / max(seconds, 1e-9)
@@ -365,6 +386,7 @@ class Trainer:
         result = self._evaluate("test", models)
         if self.rank != 0:
             return
+        result.update(preset_record(self.cfg))  # what trained, in metrics.json
         write_outputs(result, self.run_dir / "eval_test", self.cfg.train.plots)
         curves = plot_curves(self.run_dir)
         print()
@@ -373,6 +395,9 @@ class Trainer:
         key = best.get("metric", "score")
         summary = [
             "", "=" * 72, f"run {self.run_dir}",
+            f"preset     {self.cfg.preset}" + (" with " + ", ".join(f"{k}={v}" for k, v in
+                                                                 self.cfg.preset_overrides.items())
+                                               if self.cfg.preset_overrides else " as it is"),
             f"data       {self.dataset}: {self.stream.manifest.num_samples} training videos, "
             f"{len(self.classes)} classes, shards in {self.shards}",
             f"world      {self.world} rank(s) ({self.env.source}) on {_nodes(self.ranks)}, "

@@ -20,7 +20,7 @@ class Protocol:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
 
 
-PRESETS = {
+PROTOCOLS = {
     "han": Protocol(0.5, "video"),  # HAN (Tian et al. 2020), the protocol every AVVP paper reports
     "modality": Protocol(0.5, "modality"),  # MA, LSLD: filter audio by p_a and visual by p_v
     "low_threshold": Protocol(0.25, "video"),  # CMPAE, CoLeaF: frame threshold 0.25
@@ -28,9 +28,9 @@ PRESETS = {
 
 
 def protocol(name: str) -> Protocol:
-    if name not in PRESETS:
-        raise ValueError(f"unknown protocol {name!r}; presets: {sorted(PRESETS)}")
-    return PRESETS[name]
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; known: {sorted(PROTOCOLS)}")
+    return PROTOCOLS[name]
 
 
 def binarize(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, proto: Protocol,

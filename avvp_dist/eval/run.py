@@ -34,10 +34,14 @@ def evaluate(checkpoints: dict[str, str], shards: Location, data: DataConfig, sp
     if calibrate_split and spec.calibration is None:
         raise ValueError(f"{dataset}: its protocol has no per-class threshold calibration")
     models = dict(model_override or {})
+    trained = {}  # what each checkpoint trained: its preset and the values changed from it
     for name, path in checkpoints.items():
         model, meta = load_model(path)
         check_fits_data(path, meta, classes, stream.manifest.features)
         models[name] = model
+        extra = meta.get("extra") or {}
+        trained[name] = {"preset": extra.get("preset", "unrecorded"),
+                         "preset_overrides": extra.get("preset_overrides", {})}
     results = {}
     for name, model in models.items():
         pred = gather_predictions(predict(model, stream))
@@ -50,6 +54,8 @@ def evaluate(checkpoints: dict[str, str], shards: Location, data: DataConfig, sp
         if thresholds is not None:
             rep["class_thresholds"] = dict(zip(classes, map(float, thresholds)))
         rep["predictions"] = pred
+        if name in trained:
+            rep["trained"] = trained[name]
         results[name] = rep
     return {"dataset": dataset, "classes": classes, "split": split, "protocol": protocol_name, "models": results}
 
@@ -59,7 +65,7 @@ def write_outputs(result: dict, out_dir: str | Path, plots: int = 0) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doc = {k: v for k, v in result.items() if k != "models"}
-    doc["models"] = {n: {k: v for k, v in r.items() if k in ("metrics", "per_class", "class_thresholds")}
+    doc["models"] = {n: {k: v for k, v in r.items() if k in ("metrics", "per_class", "class_thresholds", "trained")}
                      for n, r in result["models"].items()}
     (out / "metrics.json").write_text(json.dumps(doc, indent=1))
     classes, spec = result["classes"], dataset_spec(result["dataset"])
@@ -77,4 +83,9 @@ def print_report(result: dict) -> None:
     models = result["models"]
     print(f"{result['dataset']} {result['split']} ({result['protocol']} protocol, "
           f"{len(next(iter(models.values()))['predictions']['keys'])} videos)")
+    for name, rep in models.items():
+        if "trained" in rep:
+            changed = rep["trained"]["preset_overrides"]
+            print(f"{name}: trained with preset {rep['trained']['preset']}"
+                  + (" with " + ", ".join(f"{k}={v}" for k, v in changed.items()) if changed else ""))
     print(dataset_spec(result["dataset"]).tables(models, result["classes"]))

@@ -18,6 +18,9 @@ class WeakConfig:
 @dataclass
 class TeacherConfig:
     enabled: bool = True  # the EMA teacher is what makes pseudo labels possible
+    # keep (update, evaluate, checkpoint) the teacher even when no term reads it: what weight
+    # averaging alone gives; off, a run whose terms are all off builds no teacher
+    keep: bool = False
     decay: float = 0.999  # ~1000-step horizon: slow enough to denoise, fast enough to follow
     warmup: bool = True  # min(decay, (1 + k) / (10 + k)): early steps follow the student closely
     # foreach: torch._foreach_lerp_ over the parameters (timm's ModelEmaV3), fp32 copies of a
@@ -31,6 +34,11 @@ class TeacherConfig:
 @dataclass
 class PseudoConfig:
     enabled: bool = True  # segment-level pseudo supervision from the teacher
+    # teacher: the EMA teacher's masks (the paper); external: segment labels stored in the shards
+    # (e.g. VALOR's CLIP/CLAP pseudo-labels, data.external_labels), positive where they say 1 (and
+    # the class is labelled), every other valid position a reliable negative; both: positive where
+    # either is, reliable where the teacher's mask is or the external label is positive
+    source: Literal["teacher", "external", "both"] = "teacher"
     mode: Literal["adaptive", "topk"] = "adaptive"  # adaptive thresholds need no guess of event length
     gamma: float = 1.0  # threshold at the class's mean teacher probability over the video
     tau_min: float = 0.5  # never call a segment positive below chance
@@ -79,4 +87,11 @@ class MethodConfig:
 
     @property
     def needs_teacher(self) -> bool:
-        return self.teacher.enabled and (self.pseudo.enabled or self.cma.enabled or self.refine.enabled)
+        external_only = self.pseudo.enabled and self.pseudo.source == "external"  # masks need no teacher
+        return self.teacher.enabled and (self.teacher.keep or self.refine.enabled
+                                         or ((self.pseudo.enabled or self.cma.enabled) and not external_only))
+
+    @property
+    def needs_external(self) -> bool:
+        """Whether a term reads the shards' external segment labels."""
+        return self.pseudo.enabled and self.pseudo.source != "teacher"

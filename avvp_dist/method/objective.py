@@ -14,6 +14,7 @@ from avvp_dist.distributed.collectives import all_reduce_sum, gather_rows, world
 from avvp_dist.kernels import PseudoMasks, pseudo_masks
 from avvp_dist.kernels.masks import topk_counts
 from avvp_dist.method.config import MethodConfig
+from avvp_dist.method.external import external_masks, union_masks
 from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss, weak_references
 from avvp_dist.method.refine import partner_index, refine_labels, refine_masks
 from avvp_dist.model.output import ModelOutput
@@ -123,7 +124,8 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg:
     class-aware embedding head serves the CMA term. teacher: the fp32 EMA teacher in eval
     mode, run without gradient, or None (masks then come from the student's own detached
     predictions). batch: from `ShardStream` (`features` {name: (B, T, D)} in the student's
-    precision, `mask` (B, T), `labels` (B, C)); step: optimizer steps taken. All ranks share
+    precision, `mask` (B, T), `labels` (B, C), and with `method.pseudo.source` external or
+    both `segment_labels` (B, T, 2, C)); step: optimizer steps taken. All ranks share
     `step`, so they all take the same branches and collectives. timer: sections
     `student_forward`, `teacher_forward`, `masks`, `cma` for the throughput benchmark.
     The one place where precision changes: student probabilities and teacher inputs go to fp32.
@@ -133,7 +135,10 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg:
         out = student(x, valid).float()
     ramp = cfg.ramp(step)
     masks = y_mod = t_out = None
-    if ramp > 0 and teacher is not None and (cfg.pseudo.enabled or cfg.cma.enabled or cfg.refine.enabled):
+    # masks (pseudo positives, CMA pairs) from the teacher, the external labels, or both
+    external_only = cfg.pseudo.enabled and cfg.pseudo.source == "external"
+    teacher_masks_needed = (cfg.pseudo.enabled or cfg.cma.enabled) and not external_only
+    if ramp > 0 and teacher is not None and (teacher_masks_needed or cfg.refine.enabled):
         with timer.section("teacher_forward"):
             x32 = {k: v.float() for k, v in x.items()}
             with torch.no_grad():
@@ -141,9 +146,13 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg:
             if cfg.refine.enabled:
                 y_mod = modality_labels(teacher, t_out, valid, y, cfg)
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
-        P = t_out.P if t_out is not None else out.P.detach()
         with timer.section("masks"):
-            masks = teacher_masks(P, y, valid, cfg)
+            if teacher_masks_needed:
+                P = t_out.P if t_out is not None else out.P.detach()
+                masks = teacher_masks(P, y, valid, cfg)
+            if cfg.needs_external:
+                ext = external_masks(batch["segment_labels"], y, valid)
+                masks = ext if masks is None else union_masks(masks, ext)
             if y_mod is not None:
                 masks = refine_masks(masks, y, y_mod, valid)
     embed = getattr(student, "module", student).embed if cfg.cma.enabled else None
