@@ -29,20 +29,31 @@ def test_summary_statistics_by_hand():
             out["teacher"] = m
         return out
 
-    results = {("baseline", 0): run(40, 30, False), ("baseline", 1): run(42, 31, False),
-               ("baseline", 2): run(44, 32, False),
-               ("full", 0): run(43, 30, True), ("full", 1): run(45, 33, True), ("full", 2): run(47, 32, True)}
-    s = ab.summarise("llp", results, ["baseline", "full"], [0, 1, 2])
-    # baseline student seg_type: 39, 41, 43 -> mean 41, sample std 2
-    assert s["baseline"]["models"]["student"]["seg_type"] == pytest.approx((41.0, 2.0))
-    assert "teacher" not in s["baseline"]["models"]
-    # paired: full's teacher minus baseline's student: seg 43-39, 45-41, 47-43 = 4, 4, 4
-    p = s["full"]["paired"]["seg_type"]
+    results = {("han", 0): run(40, 30, False), ("han", 1): run(42, 31, False), ("han", 2): run(44, 32, False),
+               ("paper_adaptive", 0): run(43, 30), ("paper_adaptive", 1): run(45, 33),
+               ("paper_adaptive", 2): run(47, 32),
+               ("ours", 0): run(44, 31), ("ours", 1): run(45, 33), ("ours", 2): run(49, 32)}
+    variants = ["han", "paper_adaptive", "ours"]
+    s = ab.summarise("llp", results, variants, [0, 1, 2])
+    # han's student seg_type: 39, 41, 43 -> mean 41, sample std 2
+    assert s["han"]["models"]["student"]["seg_type"] == pytest.approx((41.0, 2.0))
+    assert "teacher" not in s["han"]["models"] and not s["han"]["paired"]
+    # paired, teacher: paper's teacher minus han's student: seg 43-39, 45-41, 47-43 = 4, 4, 4
+    p = s["paper_adaptive"]["paired"]["teacher"]["seg_type"]
     assert p["diffs"] == [4.0, 4.0, 4.0] and p["mean"] == 4.0 and p["std"] == 0.0 and p["beyond_2std"]
-    # evt: 30-30, 33-31, 32-32 = 0, 2, 0 -> mean 2/3, std sqrt(4/3); not beyond 2 std
-    q = s["full"]["paired"]["evt_type"]
+    # student: 42-39, 44-41, 46-43 = 3, 3, 3
+    assert s["paper_adaptive"]["paired"]["student"]["seg_type"]["diffs"] == [3.0, 3.0, 3.0]
+    # evt (the student's evt equals the teacher's here): 30-30, 33-31, 32-32 = 0, 2, 0 -> mean 2/3, std sqrt(4/3)
+    q = s["paper_adaptive"]["paired"]["teacher"]["evt_type"]
     assert q["diffs"] == [0.0, 2.0, 0.0] and q["mean"] == pytest.approx(2 / 3)
     assert q["std"] == pytest.approx((4 / 3) ** 0.5) and not q["beyond_2std"]
+    # the hypotheses on selected models (teachers here, han's student)
+    h = {t["hypothesis"]: t["metrics"] for t in ab.hypotheses("llp", results, variants, [0, 1, 2])}
+    assert h["paper beats han"]["seg_type"]["diffs"] == [4.0, 4.0, 4.0]
+    ours = h["ours beats paper"]["seg_type"]  # 44-43, 45-45, 49-47 = 1, 0, 2: mean 1, std 1, not beyond
+    assert ours["diffs"] == [1.0, 0.0, 2.0] and ours["mean"] == 1.0 and ours["std"] == 1.0 and not ours["beyond_2std"]
+    text = ab.markdown("llp", s, ab.hypotheses("llp", results, variants, [0, 1, 2]), [0, 1, 2], 1.0, "cmd")
+    assert "| paper beats han (paper_adaptive - han) | +4.00 ± 0.00 (+4.00, +4.00, +4.00)" in text
 
 
 @pytest.mark.slow
@@ -52,49 +63,63 @@ def test_tiny_study_runs_end_to_end(tmp_path):
     tiny = ["--data-override", "synth.num_train=48", "--data-override", "synth.num_val=12",
             "--data-override", "synth.num_test=12"]
     cmd = [sys.executable, "benchmarks/ablation.py", "--dataset", "llp,unav100", "--seeds", "0",
-           "--variants", "baseline,full", "--out", str(out), *tiny, "train.max_steps=12", "train.eval_every=6",
+           "--variants", "han,han_ema,ours,external", "--out", str(out), *tiny, "train.max_steps=12", "train.eval_every=6",
            "method.ramp_start=2", "method.ramp_steps=2", "data.batch_size=4"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for ds, key in (("llp", "seg_type"), ("unav100", "map_mean")):
         result = json.loads((out / ds / f"{ds}.json").read_text())
-        assert set(result["summary"]) == {"baseline", "full"}
-        full = result["summary"]["full"]
-        assert set(full["models"]) == {"teacher", "student"} and key in full["paired"]
+        assert set(result["summary"]) == {"han", "han_ema", "ours", "external"}
+        ours = result["summary"]["ours"]
+        assert set(ours["models"]) == {"teacher", "student"} and key in ours["paired"]["teacher"]
+        assert set(result["summary"]["external"]["models"]) == {"student"}
+        # the EMA teacher kept and evaluated with no term reading it
+        assert set(result["summary"]["han_ema"]["models"]) == {"teacher", "student"}
         for run in result["runs"].values():
             for metrics in run.values():
                 assert all(0 <= v <= 100 for v in metrics.values())
         assert (out / ds / f"{ds}.png").stat().st_size > 1000
-        assert "paired difference to the baseline" in (out / ds / f"{ds}.md").read_text()
+        assert "paired difference to han's student" in (out / ds / f"{ds}.md").read_text()
+        for name in ("han", "han_ema", "ours", "external"):  # every run recorded the preset it named
+            record = json.loads((out / ds / "runs" / f"{name}_seed0" / "run.json").read_text())
+            assert record["preset"] == ("ours" if name == "ours" else "han")
+        keep = json.loads((out / ds / "runs" / "han_ema_seed0" / "run.json").read_text())["preset_overrides"]
+        assert keep["method.teacher.enabled"] is True and keep["method.teacher.keep"] is True
 
 
-def test_every_variant_sets_every_switch():
-    """A variant is what its row says whatever the config file and the defaults hold."""
+def test_every_variant_shares_the_backbone_and_sets_every_switch():
+    """A variant is what its row says whatever the defaults hold; every variant has the same
+    backbone and, but for han_adam, the same optimizer."""
     from avvp_dist.config import load_config
 
     ab = _module()
-    want = {  # pseudo (mode; "config": the config file's), refine, cma (cross_video), teacher
-        "baseline": (None, False, None, False), "pseudo_adaptive": ("adaptive", False, None, True),
-        "pseudo_topk": ("topk", False, None, True), "pseudo_refine": ("config", True, None, True),
-        "cma_agree": (None, False, False, True), "cma_cross": (None, False, True, True),
-        "full_no_refine": ("config", False, True, True), "full": ("config", True, True, True),
+    want = {  # pseudo (source, mode), refine, cma, teacher built
+        "han": (None, False, False, False), "han_ema": (None, False, False, True),
+        "paper_adaptive": (("teacher", "adaptive"), False, True, True),
+        "paper_topk": (("teacher", "topk"), False, True, True),
+        "ours": (("teacher", "adaptive"), "llp", True, True),
+        "external": (("external", "adaptive"), False, False, False),
+        "external_ema": (("both", "adaptive"), False, False, True), "han_adam": (None, False, False, False),
     }
-    file_mode = {"llp": "adaptive", "unav100": "adaptive"}  # ablation_*.yaml
     assert set(ab.VARIANTS) == set(want)
     for ds, spec in ab.DATASETS.items():
+        backbones, optimizers = set(), set()
         for name in spec["variants"]:
-            for flipped in (False, True):  # defaults with every switch the other way
-                base = [f"method.pseudo.enabled={str(not flipped).lower()}",
-                        f"method.refine.enabled={str(flipped).lower()}", f"method.cma.enabled={str(flipped).lower()}",
-                        f"method.cma.cross_video={str(not flipped).lower()}"]
-                cfg = load_config(REPO / spec["config"], base + ab.VARIANTS[name][1] + spec.get("fixed", [])).method
-                pseudo, refine, cma, teacher = want[name]
-                pseudo = file_mode[ds] if pseudo == "config" else pseudo
-                refine = refine and ds == "llp"  # UnAV-100's audio-visual labels: off for every variant
-                assert cfg.pseudo.enabled == (pseudo is not None), (ds, name)
-                if pseudo is not None:
-                    assert cfg.pseudo.mode == pseudo, (ds, name)
-                assert cfg.refine.enabled == refine and cfg.cma.enabled == (cma is not None), (ds, name)
-                if cma is not None:
-                    assert cfg.cma.cross_video == cma, (ds, name)
-                assert cfg.teacher.enabled == teacher, (ds, name)
+            cfg = load_config(REPO / spec["config"], ab.VARIANTS[name][1])
+            m = cfg.method
+            pseudo, refine, cma, teacher = want[name]
+            if name == "ours" and ds == "unav100":  # ours on UnAV-100: CMA, no pseudo masks
+                pseudo = None
+            assert m.pseudo.enabled == (pseudo is not None), (ds, name)
+            if pseudo is not None:
+                assert (m.pseudo.source, m.pseudo.mode) == pseudo, (ds, name)
+            assert m.refine.enabled == (refine == ds), (ds, name)
+            assert m.cma.enabled == cma and m.needs_teacher == teacher, (ds, name)
+            backbones.add(str(cfg.model))
+            if name != "han_adam":
+                t = cfg.train
+                optimizers.add((t.optimizer, t.adam_beta1, t.schedule, t.lr, t.weight_decay, t.grad_clip))
+            else:
+                assert (cfg.train.optimizer, cfg.train.schedule) == ("adam", "step")
+        assert len(backbones) == 1 and "share_layers=True" in backbones.pop(), ds
+        assert len(optimizers) == 1, (ds, optimizers)
