@@ -80,8 +80,9 @@ def training_processes() -> int:
 
 
 def cmd_demo(cfg: RunConfig, overrides: list[str], config: str | None) -> int:
-    """The main job on the embedded synthetic data: synth -> shards -> DeepSpeed training with
-    the full method (torchrun, one rank per GPU or 2 CPU ranks) -> test evaluation."""
+    """The main job on the embedded synthetic data: synth -> shards -> DeepSpeed training of the
+    config's preset (`ours` for the demo config; torchrun, one rank per GPU or 2 CPU ranks) -> test
+    evaluation."""
     import subprocess
 
     cfg.data.dataset = cfg.synth.dataset  # type: ignore[assignment]

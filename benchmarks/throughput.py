@@ -1,5 +1,6 @@
-"""Benchmark: end-to-end training samples/s, weak baseline vs full method, 1 vs 2 ranks,
-with the per-step breakdown, beside a plain PyTorch loop on the same data.
+"""Benchmark: end-to-end training samples/s, weak baseline vs full (every part: pseudo masks,
+refinement, CMA), 1 vs 2 ranks, with the per-step breakdown, beside a plain PyTorch loop on
+the same data.
 
     python benchmarks/throughput.py [--steps 80] [--json throughput.json] [--no-compiled] [--no-plain]
 

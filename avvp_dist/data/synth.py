@@ -38,7 +38,7 @@ from avvp_dist.data.unav100 import read_unav100_annotations
 
 # 2: events stronger (strength 2 -> 4) and more video-level context (0.5 -> 1); 3: the knobs
 # feature_set, external_labels and label_noise (at their defaults the files are those of v2, byte
-# for byte: tests/test_synth.py); the studies of docs/accuracy.md before 2026-11-30 ran on v2
+# for byte: tests/test_external_labels.py); the studies of docs/accuracy.md before 2026-11-30 ran on v2
 SYNTH_VERSION = "3"
 
 
@@ -172,24 +172,24 @@ class _Planter:
             self.proto[s.name] = p / np.linalg.norm(p, axis=1, keepdims=True)
             self.nuisance[s.name] = rng.standard_normal((8, s.dim)) / math.sqrt(s.dim) * 2.0
 
+    @staticmethod
+    def _covered(events: list[Event], rows: int, hop: float, modality: str):
+        """(event, (rows,) bool: the rows whose centre it covers) for each event of `modality`."""
+        centres = (np.arange(rows) + 0.5) * hop
+        return [(e, (centres >= e.onset) & (centres < e.offset)) for e in events if e.modality in (modality, "av")]
+
     def activity(self, events: list[Event], rows: int, hop: float, modality: str, rng) -> np.ndarray:
         """(rows, C) amplitude of each class's events covering each row's centre."""
         act = np.zeros((rows, len(self.classes)))
-        centres = (np.arange(rows) + 0.5) * hop
-        for e in events:
-            if e.modality in (modality, "av"):
-                on = (centres >= e.onset) & (centres < e.offset)
-                act[on, self.index[e.label]] = np.maximum(act[on, self.index[e.label]], rng.uniform(0.6, 1.4))
+        for e, on in self._covered(events, rows, hop, modality):
+            act[on, self.index[e.label]] = np.maximum(act[on, self.index[e.label]], rng.uniform(0.6, 1.4))
         return act
 
     def coverage(self, events: list[Event], rows: int, hop: float, modality: str) -> np.ndarray:
-        """(rows, C) 0/1: which classes' events of `modality` cover each row's centre (the truth
-        of `activity`, drawing nothing from a generator)."""
+        """(rows, C) 0/1: the truth of `activity`, drawing nothing from a generator."""
         on = np.zeros((rows, len(self.classes)), np.int64)
-        centres = (np.arange(rows) + 0.5) * hop
-        for e in events:
-            if e.modality in (modality, "av"):
-                on[(centres >= e.onset) & (centres < e.offset), self.index[e.label]] = 1
+        for e, rows_on in self._covered(events, rows, hop, modality):
+            on[rows_on, self.index[e.label]] = 1
         return on
 
     def labels(self, rec: VideoRecord, specs: list[FeatureSpec], rows: int, hop: float, rng) -> dict:

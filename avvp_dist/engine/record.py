@@ -78,6 +78,13 @@ def preset_record(cfg) -> dict:
     return {"preset": cfg.preset, "preset_overrides": getattr(cfg, "preset_overrides", {})}
 
 
+def describe_preset(cfg) -> str:
+    """`preset paper with model.d_model=64, train.lr=0.001` (or `preset paper as it is`)."""
+    changed = getattr(cfg, "preset_overrides", {})
+    return f"preset {cfg.preset}" + (" with " + ", ".join(f"{k}={v}" for k, v in changed.items()) if changed
+                                     else " as it is")
+
+
 def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: str, threads: int,
                  step: int, checkpoint: Path | None, ranks: list[dict] | None = None,
                  model: dict | None = None) -> dict:

@@ -18,7 +18,7 @@ from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
 from avvp_dist.engine.logger import RunLogger, plot_curves
 from avvp_dist.engine.placement import check_visible, this_rank
-from avvp_dist.engine.record import preset_record, record_end, record_start
+from avvp_dist.engine.record import describe_preset, preset_record, record_end, record_start
 from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, NONE, PREEMPT, StopSignals, agree_step
 from avvp_dist.engine.schedule import lr_lambda
 from avvp_dist.engine.state import TrainState
@@ -152,13 +152,10 @@ class Trainer:
                      "lr_step_every": self.lr_step_every}
             record_start(self.run_dir, cfg, self.env.source, self.world, self.precision, self.threads, self.step,
                          resume, self.ranks, facts)
-            print(f"preset {cfg.preset}" + (f" with {len(cfg.preset_overrides)} value(s) changed: " + ", ".join(
-                f"{k}={v}" for k, v in cfg.preset_overrides.items()) if cfg.preset_overrides else "")
-                  + f"; model {self.num_parameters:,} parameters ("
-                  + ("one hybrid-attention layer per depth for both directions" if cfg.model.share_layers
-                     else "separate audio and visual layers") + ")"
-                  + (f"; lr x{t.lr_step_gamma} every {self.lr_step_every} steps" if self.lr_step_every else ""),
-                  flush=True)
+            layers = ("one hybrid-attention layer per depth for both directions" if cfg.model.share_layers
+                      else "separate audio and visual layers")
+            decay = f"; lr x{t.lr_step_gamma} every {self.lr_step_every} steps" if self.lr_step_every else ""
+            print(f"{describe_preset(cfg)}; model {self.num_parameters:,} parameters ({layers}){decay}", flush=True)
             (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
         self.signals = StopSignals()
         self.stop_kind = NONE
@@ -395,9 +392,7 @@ class Trainer:
         key = best.get("metric", "score")
         summary = [
             "", "=" * 72, f"run {self.run_dir}",
-            f"preset     {self.cfg.preset}" + (" with " + ", ".join(f"{k}={v}" for k, v in
-                                                                 self.cfg.preset_overrides.items())
-                                               if self.cfg.preset_overrides else " as it is"),
+            describe_preset(self.cfg).replace("preset ", "preset     ", 1),
             f"data       {self.dataset}: {self.stream.manifest.num_samples} training videos, "
             f"{len(self.classes)} classes, shards in {self.shards}",
             f"world      {self.world} rank(s) ({self.env.source}) on {_nodes(self.ranks)}, "
