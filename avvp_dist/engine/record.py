@@ -101,7 +101,9 @@ def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: 
              "reason": start_reason(history(run_dir), restarts),
              "nodes": sorted({r["node"] for r in ranks}) if ranks else None}
     _append(run_dir, event)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    values = dataclasses.asdict(cfg)
+    values.pop("preset_overrides", None)  # derived at load: the file loads back as it is (`--config`)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
     record = {**preset_record(cfg), "model": model or {},
               "command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": world_size,
               "launcher": launcher, "precision": precision, "zero_stage": cfg.train.zero_stage,
