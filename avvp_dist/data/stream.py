@@ -168,7 +168,7 @@ class _SlotReader(IterableDataset):
         first_window = done // window
         skip_samples = sum(slot.batch_sizes[: first_window * window])
         samples = self._samples(slot, skip_samples)
-        names = [f["name"] for f in self.manifest.features]
+        names, pair = [f["name"] for f in self.manifest.features], label_pair(self.manifest)
         for wi in range(first_window, (len(slot.batch_sizes) + window - 1) // window):
             sizes = slot.batch_sizes[wi * window:(wi + 1) * window]
             chunk = [next(samples) for _ in range(sum(sizes))]
@@ -184,7 +184,7 @@ class _SlotReader(IterableDataset):
                 skipped = [(x[1], x[2]) for x in part if x[0] is None]
                 if not good:
                     raise ShardError(f"every sample of a batch was bad; first: {skipped[0][1]}")
-                batch = collate(good, self.manifest.classes, names, label_pair(self.manifest))
+                batch = collate(good, self.manifest.classes, names, pair)
                 batch["skipped"] = skipped
                 yield batch
 

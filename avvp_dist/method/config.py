@@ -86,10 +86,14 @@ class MethodConfig:
         return 1.0 if self.ramp_steps <= 0 else min(1.0, (step - self.ramp_start + 1) / self.ramp_steps)
 
     @property
+    def masks_from_teacher(self) -> bool:
+        """Whether the pseudo / CMA masks need the teacher's (external labels alone need none)."""
+        external_only = self.pseudo.enabled and self.pseudo.source == "external"
+        return (self.pseudo.enabled or self.cma.enabled) and not external_only
+
+    @property
     def needs_teacher(self) -> bool:
-        external_only = self.pseudo.enabled and self.pseudo.source == "external"  # masks need no teacher
-        return self.teacher.enabled and (self.teacher.keep or self.refine.enabled
-                                         or ((self.pseudo.enabled or self.cma.enabled) and not external_only))
+        return self.teacher.enabled and (self.teacher.keep or self.refine.enabled or self.masks_from_teacher)
 
     @property
     def needs_external(self) -> bool:

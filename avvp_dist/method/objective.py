@@ -136,9 +136,7 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg:
     ramp = cfg.ramp(step)
     masks = y_mod = t_out = None
     # masks (pseudo positives, CMA pairs) from the teacher, the external labels, or both
-    external_only = cfg.pseudo.enabled and cfg.pseudo.source == "external"
-    teacher_masks_needed = (cfg.pseudo.enabled or cfg.cma.enabled) and not external_only
-    if ramp > 0 and teacher is not None and (teacher_masks_needed or cfg.refine.enabled):
+    if ramp > 0 and teacher is not None and (cfg.masks_from_teacher or cfg.refine.enabled):
         with timer.section("teacher_forward"):
             x32 = {k: v.float() for k, v in x.items()}
             with torch.no_grad():
@@ -147,7 +145,7 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg:
                 y_mod = modality_labels(teacher, t_out, valid, y, cfg)
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
         with timer.section("masks"):
-            if teacher_masks_needed:
+            if cfg.masks_from_teacher:
                 P = t_out.P if t_out is not None else out.P.detach()
                 masks = teacher_masks(P, y, valid, cfg)
             if cfg.needs_external:
