@@ -31,7 +31,8 @@
 # RUN_DIR/PREEMPTED); this script then requeues the job, which resumes from that checkpoint
 # (train.resume=auto; the run folder is keyed by the job id, which a requeue keeps).
 # SIGTERM (scancel, or SLURM's own preemption, which requeues by itself) also saves a
-# checkpoint; the ranks exit with code 143 and this script does not requeue.
+# checkpoint; the ranks exit with code 143, rank 0 leaves RUN_DIR/TERMINATED, and this script
+# does not requeue.
 # Environment: RUN_DIR (default runs/<job name>-<job id>), PYTHON (default: python on PATH).
 # Logs: the batch output (slurm-<name>-<id>.out where submitted), and per task
 # RUN_DIR/logs/<job id>-task<rank>.log.
@@ -90,7 +91,7 @@ mkdir -p "$RUN_DIR/logs"
 say() { echo "[slurm/train.sh $(date +%H:%M:%S)] $*"; }
 say "job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}): $SLURM_NTASKS task(s) on $SLURM_JOB_NODELIST; rendezvous $MASTER_ADDR:$MASTER_PORT (first node's NodeAddr); run folder $RUN_DIR"
 say "${cmd[*]}"
-rm -f "$RUN_DIR/PREEMPTED"
+rm -f "$RUN_DIR/PREEMPTED" "$RUN_DIR/TERMINATED"
 "${cmd[@]}"
 rc=$?
 # the tasks exit with code 3 after a preemption checkpoint, but srun --kill-on-bad-exit may
@@ -99,7 +100,7 @@ if [ -f "$RUN_DIR/PREEMPTED" ]; then
   say "every rank saved a checkpoint after the preemption signal ($(head -n 1 "$RUN_DIR/PREEMPTED")): requeueing job $SLURM_JOB_ID"
   scontrol requeue "$SLURM_JOB_ID" && exit 0
   say "scontrol requeue failed: resubmit with RUN_DIR=$RUN_DIR to resume"; exit 3
-elif [ $rc = 143 ]; then
+elif [ -f "$RUN_DIR/TERMINATED" ]; then  # not rc 143 alone: a task SIGTERM killed unsaved exits so too
   say "stopped by SIGTERM after a checkpoint; not requeued (resume with RUN_DIR=$RUN_DIR, train.resume=auto)"
   exit 143
 elif [ $rc = 0 ]; then

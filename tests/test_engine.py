@@ -163,6 +163,7 @@ def test_sigterm_saves_a_checkpoint_and_does_not_ask_for_a_requeue(shards, tmp_p
     step = int(outputs[0].split("terminated (SIGTERM) at step ")[1].split(":")[0])
     assert (run_dir / "checkpoints" / f"step_{step:07d}" / "COMPLETE").is_file()
     assert not (run_dir / "PREEMPTED").exists()
+    assert (run_dir / "TERMINATED").read_text().startswith(f"step {step}\n")  # what slurm/train.sh reports on
     assert history(run_dir)[-1] == {**history(run_dir)[-1], "event": "end", "status": "terminated", "step": step}
 
 

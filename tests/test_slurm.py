@@ -364,8 +364,12 @@ def test_lost_node_is_requeued_and_resumes_to_the_same_parameters(cluster_env, d
     text = out.read_text()
     assert state == "COMPLETED", text[-3000:]
     assert "(restart 1)" in text
-    runs = _cmd(cluster_env, "sacct", "-n", "-X", "-D", "-P", "-j", job, "-o", "State").split()
-    assert runs[0] == "NODE_FAIL" and runs[-1] == "COMPLETED", runs
+    def runs() -> list[str]:
+        return _cmd(cluster_env, "sacct", "-n", "-X", "-D", "-P", "-j", job, "-o", "State").split()
+
+    # slurmdbd records the end a moment after the controller does
+    _wait("the accounting to record the end", lambda: runs()[-1:] == ["COMPLETED"], 60, poll=0.5)
+    assert runs()[0] == "NODE_FAIL" and runs()[-1] == "COMPLETED", runs()
     # resumed from the newest checkpoint that was complete when the node was lost, not from
     # the newer half-written one
     assert written[-1] == half.name, written

@@ -32,6 +32,10 @@ from avvp_dist.profiling import NULL_TIMER, StepTimer
 # written in the run folder with EXIT_PREEMPTED: srun --kill-on-bad-exit may kill the last ranks
 # while they exit with code 3, so a batch script reads this file rather than srun's exit code
 PREEMPTED_MARKER = "PREEMPTED"
+# after a SIGTERM stop, every rank's checkpoint saved: what slurm/train.sh reports on (an exit code of
+# 143 alone also comes from a task that SIGTERM killed before it could save, e.g. srun ending the
+# other tasks after one of them died)
+TERMINATED_MARKER = "TERMINATED"
 COMPILE_WARMUP_STEPS = 3  # left out of the throughput with train.compile
 
 
@@ -156,7 +160,8 @@ class Trainer:
                       else "separate audio and visual layers")
             decay = f"; lr x{t.lr_step_gamma} every {self.lr_step_every} steps" if self.lr_step_every else ""
             print(f"{describe_preset(cfg)}; model {self.num_parameters:,} parameters ({layers}){decay}", flush=True)
-            (self.run_dir / PREEMPTED_MARKER).unlink(missing_ok=True)
+            for marker in (PREEMPTED_MARKER, TERMINATED_MARKER):
+                (self.run_dir / marker).unlink(missing_ok=True)
         self.signals = StopSignals()
         self.stop_kind = NONE
         self.logger = RunLogger(self.run_dir, self.rank == 0, t.max_steps, self.state.step)
@@ -315,6 +320,7 @@ class Trainer:
                                   flush=True)
                         return EXIT_PREEMPTED
                     if self.rank == 0:
+                        (self.run_dir / TERMINATED_MARKER).write_text(f"step {state.step}\ncheckpoint {path}\n")
                         print(f"terminated (SIGTERM) at step {state.step}: checkpoint {path}; not requeued "
                               "(resume with train.resume=auto)", flush=True)
                     return EXIT_TERMINATED
