@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ANNOTATIONS = REPO / "annotations"
 sys.path.insert(0, str(REPO))
-from avvp_dist.engine.presets import HAN_OPTIMIZER  # noqa: E402
+from avvp_dist.config.presets import HAN_OPTIMIZER  # noqa: E402
 
 HELD_OUT_SEEDS = "31,32,33"  # stated before the first run; never used by any tuning run
 

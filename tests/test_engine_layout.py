@@ -8,7 +8,7 @@ import deepspeed
 import pytest
 import torch
 
-from avvp_dist.engine.config import TrainConfig
+from avvp_dist.config.train import TrainConfig
 from avvp_dist.engine.ds_config import deepspeed_config
 from avvp_dist.engine.trainer import flat_student, make_optimizer
 from avvp_dist.method.config import MethodConfig

@@ -10,7 +10,7 @@ import torch
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
-from avvp_dist.engine.config import TrainConfig
+from avvp_dist.config.train import TrainConfig
 from avvp_dist.engine.ds_config import deepspeed_config
 from avvp_dist.engine.trainer import make_optimizer
 from avvp_dist.method.config import MethodConfig

@@ -8,8 +8,8 @@ MAY_IMPORT = {
     "data": {"data"}, "model": {"model"}, "kernels": {"kernels"}, "distributed": {"distributed"}, "profiling": set(),
     "method": {"method", "model", "kernels", "distributed", "profiling"},
     "eval": {"eval", "data", "model", "distributed"},
-    "engine": BOTTOM | {"engine", "method", "eval"},
-    "config": {"data", "model", "method", "eval", "engine"},  # composes the components' config dataclasses
+    "config": {"config", "data", "model", "method", "eval"},  # composes the components' config dataclasses
+    "engine": BOTTOM | {"engine", "method", "eval", "config"},
     "launch": BOTTOM | {"method", "eval", "engine", "config", "launch"},  # never cli: no back-arrow
     "cli": BOTTOM | {"method", "eval", "engine", "config", "launch"},
 }

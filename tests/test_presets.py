@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from avvp_dist.config import ConfigError, load_config
-from avvp_dist.engine.presets import PRESETS
+from avvp_dist.config.presets import PRESETS
 from avvp_dist.engine.schedule import lr_lambda, step_decay
 from train_helpers import run, train_cmd
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from avvp_dist.engine.config import TrainConfig
+from avvp_dist.config.train import TrainConfig
 
 
 def resolve_precision(requested: str) -> str:

@@ -12,7 +12,8 @@ import copy
 import dataclasses
 from typing import Any
 
-from avvp_dist.engine.config import TrainConfig
+from avvp_dist.config.build import build
+from avvp_dist.config.train import TrainConfig
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
 
@@ -105,10 +106,9 @@ def _flat(obj: Any, prefix: str) -> dict[str, Any]:
     return {prefix: obj}
 
 
-def differences(cfg, build) -> dict[str, Any]:
+def differences(cfg) -> dict[str, Any]:
     """{dotted key: value} of every model, method and train value of `cfg` (a `RunConfig`)
-    that differs from its preset's (or, for `none`, from the defaults). `build(cls, values,
-    prefix)` builds a section from a nested dict (`config.build`)."""
+    that differs from its preset's (or, for `none`, from the defaults)."""
     values = preset_values(cfg.preset, cfg.data.dataset)
     out = {}
     for section, cls in SECTIONS.items():

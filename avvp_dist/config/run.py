@@ -1,38 +1,29 @@
-"""Composes the components' config dataclasses into one run config; YAML + dotted overrides.
+"""`RunConfig`: the components' config dataclasses composed into one run; YAML + dotted overrides.
 
-Each component owns its dataclass next to its code (`DataConfig` in `data/`,
-`SynthConfig` in `data/synth.py`, ...). This module builds them from nested dicts
-with strict checking: an unknown key, a value of the wrong type, a non-finite
-number or a value outside its range (`RULES`) is a `ConfigError` naming the dotted
-key and the value, raised at load, before any work starts.
+Each component owns its dataclass next to its code (`DataConfig` in `data/`, `ModelConfig`
+in `model/`, `MethodConfig` in `method/`, ...); the run-level sections live in this package
+(`TrainConfig` in `config/train.py`, the presets in `config/presets.py`). Loading starts
+from the named preset, applies the YAML file and the dotted overrides, and checks the
+result (`build`, then the ranges in `RULES` and the rules across sections): a
+`ConfigError` naming the dotted key and the value, raised before any work starts.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any
 
 import yaml
 
+from avvp_dist.config.build import ConfigError, build
+from avvp_dist.config.presets import NAMES as PRESET_NAMES, differences, merge_into, preset_values
+from avvp_dist.config.train import TrainConfig
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.synth import SynthConfig
-from avvp_dist.engine.config import TrainConfig
 from avvp_dist.eval.config import EvalConfig
-from avvp_dist.engine.presets import NAMES as PRESET_NAMES, differences, merge_into, preset_values
 from avvp_dist.eval.protocol import PROTOCOLS
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
-
-
-_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
-
-class ConfigError(ValueError):
-    """A config key is unknown, or its value has the wrong type or range."""
 
 
 @dataclass
@@ -45,7 +36,7 @@ class RunConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    # what runs (`engine.presets`, docs/method.md): han | paper | ours | valor, or none (the
+    # what runs (`config.presets`, docs/method.md): han | paper | ours | valor, or none (the
     # defaults below); it sets model, method and optimizer values, which the config file and
     # the command line then override
     preset: str = "none"
@@ -54,89 +45,6 @@ class RunConfig:
     # {dotted key: value} of every model / method / train value that differs from the preset's,
     # filled by `load_config` and recorded in run.json and the reports
     preset_overrides: dict = field(default_factory=dict, init=False)
-
-
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Checks `value` against the annotation `tp`, converting where lossless."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin is Union or origin is types.UnionType:
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(value, arg, key)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {tp}")
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {list(allowed)}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
-        return build(tp, value, key)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item_tp, *_) = typing.get_args(tp) or (Any,)
-        items = [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-        return items if origin is list else tuple(items)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        k_tp, v_tp = typing.get_args(tp) or (Any, Any)
-        return {_convert(k, k_tp, key): _convert(v, v_tp, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            number = float(value)  # YAML 1.1 (PyYAML) reads 2e-3 as a string; 2.0e-3 as a number
-        else:
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        if not math.isfinite(number):  # YAML's .nan / .inf, or 1e999
-            raise ConfigError(f"{key}: {value!r} is not a finite number")
-        return number
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    raise ConfigError(f"{key}: unsupported config type {tp}")
-
-
-def build(cls: type, values: dict, prefix: str = "") -> Any:
-    """Builds dataclass `cls` from a nested dict, rejecting unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    kwargs = {}
-    for k, v in values.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in names:
-            raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(names))})")
-        kwargs[k] = _convert(v, hints[k], key)
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{prefix or cls.__name__}: {e}") from e
 
 
 def _in(lo: float, hi: float, closed_lo: bool = True, closed_hi: bool = True):
@@ -242,5 +150,5 @@ def with_preset(values: dict) -> RunConfig:
         raise ConfigError(f"preset: {name!r} must be one of {list(PRESET_NAMES)}")
     dataset = (values.get("data") or {}).get("dataset", DataConfig.dataset)
     cfg = validate(build(RunConfig, merge_into(preset_values(name, dataset), values)))
-    cfg.preset_overrides = differences(cfg, build)
+    cfg.preset_overrides = differences(cfg)
     return cfg
