@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.features import feature_path
-from avvp_dist.data.llp import read_llp_annotations
+from avvp_dist.datasets.llp import read_llp_annotations
 from avvp_dist.data.stream import ShardStream
 from bench_data import DEFAULT, make_data
 
@@ -60,7 +60,7 @@ def _epoch(batches) -> tuple[int, int, float]:
     n = nbytes = 0
     t0 = time.perf_counter()
     for b in batches:
-        feats = b["features"] if isinstance(b, dict) else b[0]
+        feats = b.features if isinstance(b, dict) else b[0]
         n += next(iter(feats.values())).shape[0]
         nbytes += sum(v.nbytes for v in feats.values())
     return n, nbytes, time.perf_counter() - t0

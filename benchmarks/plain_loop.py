@@ -25,7 +25,7 @@ class PerFileDataset(torch.utils.data.Dataset):
     """Training videos of an LLP-format folder, read one `.npy` per feature per video."""
 
     def __init__(self, raw: Path):
-        from avvp_dist.data.llp import LLP_CLASSES, LLP_FEATURES, read_llp_annotations
+        from avvp_dist.datasets.llp import LLP_CLASSES, LLP_FEATURES, read_llp_annotations
 
         self.raw, self.specs = Path(raw), LLP_FEATURES
         self.videos = read_llp_annotations(raw).split("train")

@@ -55,11 +55,11 @@ def pooled(shards: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     stream = ShardStream(shards / split, DataConfig(dataset="unav100", batch_size=16, num_workers=0), train=False)
     keys, xs, ys = [], [], []
     for batch in stream:
-        w = batch["mask"].float()[..., None]
-        feats = [(batch["features"][f["name"]].float() * w).sum(1) / w.sum(1) for f in stream.manifest.features]
-        keys += batch["keys"]
+        w = batch.mask.float()[..., None]
+        feats = [(batch.features[f["name"]].float() * w).sum(1) / w.sum(1) for f in stream.manifest.features]
+        keys += batch.keys
         xs.append(torch.cat(feats, 1).numpy())
-        ys.append(batch["labels"].numpy())
+        ys.append(batch.labels.numpy())
     order = np.argsort(keys)
     return np.concatenate(xs)[order], np.concatenate(ys)[order]
 

@@ -52,16 +52,16 @@ def equivalence(args: dict) -> dict:
     engine, *_ = deepspeed.initialize(model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=0.0), config=ds_cfg)
     masks = teacher_masks(teacher(x, mask).P, y, mask, cfg)
     out = engine(x, mask)
-    terms = method_losses(out, y, mask, masks, engine.module.embed, cfg, ramp=1.0)
-    engine.backward(terms["loss"])
+    result = method_losses(out, y, mask, masks, engine.module.embed, cfg, ramp=1.0)
+    engine.backward(result.loss)
     grads = {}
     for name, p in engine.module.named_parameters():
         g = safe_get_full_grad(p) if args["stage"] > 0 else p.grad
         grads[name] = g.detach().reshape(-1).tolist()
-    loss = terms["loss"].detach().clone()
+    loss = result.loss.detach().clone()
     dist.all_reduce(loss)
     return {"loss": loss.item() / w, "grads": grads, "pos": masks.pos.nonzero().tolist(),
-            "pairs": int(masks.pairs.sum()), "terms": {k: float(v) for k, v in terms.items()}}
+            "pairs": int(masks.pairs.sum()), "terms": {"loss": loss.item(), **{k: float(v) for k, v in result.terms.items()}}}
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ def main(args: dict) -> None:
     while stream.epoch < args["epochs"]:
         epoch, keys = stream.epoch, out["epochs"].setdefault(str(stream.epoch), [])
         for batch in stream:
-            keys.append(batch["keys"])
+            keys.append(batch.keys)
             # content check: toy sample sNNNN has feature a == NNNN on its valid steps
-            a, mask = batch["features"]["a"], batch["mask"]
-            idx = torch.tensor([int(k[1:]) for k in batch["keys"]], dtype=torch.float32)
+            a, mask = batch.features["a"], batch.mask
+            idx = torch.tensor([int(k[1:]) for k in batch.keys], dtype=torch.float32)
             assert torch.equal(a[..., 0] * mask, idx[:, None] * mask), "features do not belong to their keys"
             assert torch.equal(a * ~mask[..., None], torch.zeros_like(a)), "padding is not zero"
             out["checksums"].append(float(a.sum()))

@@ -27,10 +27,11 @@ def site() -> str:
 
 def main(args: dict) -> None:
     from avvp_dist.config import load_config
-    from avvp_dist.engine.trainer import build_trainer
+    from avvp_dist.engine.build import build_run
+    from avvp_dist.engine.trainer import Trainer
 
     counts: collections.Counter = collections.Counter()
-    trainer = build_trainer(load_config(None, args["overrides"]))
+    trainer = Trainer(build_run(load_config(None, args["overrides"])))
     for name in READS:  # after start-up: only what training does is counted
         original = getattr(torch.Tensor, name)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from avvp_dist.engine.record import history
-from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED
+from avvp_dist.engine.stop import EXIT_PREEMPTED, EXIT_TERMINATED
 from avvp_dist.model.checkpoint import load_model
 from train_helpers import launch_ranks, losses, make_shards, run, train_cmd
 
@@ -184,12 +184,14 @@ def test_exact_resume_under_zero2(shards, tmp_path):
 
 
 def test_non_finite_loss_is_skipped_on_all_ranks(shards, tmp_path):
-    out = run(train_cmd(2, tmp_path / "ok", shards, "train.max_steps=8", "train.debug_nan_steps=[3]"))
+    hook = str(REPO / "tests" / "nan_train.py")  # rank 0's loss is NaN at the micro-steps AVVP_TEST_NAN_STEPS names
+    out = run(train_cmd(2, tmp_path / "ok", shards, "train.max_steps=8", script=hook),
+              env=dict(os.environ, AVVP_TEST_NAN_STEPS="3"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "1 non-finite steps skipped" in out.stdout
     assert sorted(losses(tmp_path / "ok")) == list(range(1, 9))
-    out = run(train_cmd(2, tmp_path / "stop", shards, "train.max_steps=20", "train.debug_nan_steps=[3,4,5]",
-                        "train.max_consecutive_nan=3"))
+    out = run(train_cmd(2, tmp_path / "stop", shards, "train.max_steps=20", "train.max_consecutive_nan=3",
+                        script=hook), env=dict(os.environ, AVVP_TEST_NAN_STEPS="3,4,5"))
     assert out.returncode != 0
     assert "3 non-finite losses in a row at step 2" in out.stderr
     assert (tmp_path / "stop" / "checkpoints" / "step_0000002" / "COMPLETE").is_file()

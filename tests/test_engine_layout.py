@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from avvp_dist.config.train import TrainConfig
+from avvp_dist.data.batch import Batch
 from avvp_dist.engine.ds_config import deepspeed_config
-from avvp_dist.engine.trainer import flat_student, make_optimizer
+from avvp_dist.engine.build import flat_student, make_optimizer
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.ema import EMATeacher, contiguous_runs, flatten_parameters_
 from avvp_dist.method.objective import step_losses
@@ -23,10 +24,10 @@ WEAK = MethodConfig()
 WEAK.teacher.enabled = WEAK.pseudo.enabled = WEAK.cma.enabled = WEAK.refine.enabled = False
 
 
-def _batch() -> dict:
+def _batch() -> Batch:
     g = torch.Generator().manual_seed(0)
-    return {"features": {f["name"]: torch.randn(4, 7, f["dim"], generator=g) for f in FEATURES},
-            "mask": torch.ones(4, 7, dtype=torch.bool), "labels": (torch.rand(4, 3, generator=g) < 0.5).float()}
+    return Batch([f"v{i}" for i in range(4)], {f["name"]: torch.randn(4, 7, f["dim"], generator=g) for f in FEATURES},
+                 torch.ones(4, 7, dtype=torch.bool), (torch.rand(4, 3, generator=g) < 0.5).float(), [{}] * 4)
 
 
 @pytest.mark.timeout(120)
@@ -54,9 +55,9 @@ def test_after_a_step_the_module_holds_what_the_optimizer_computed(stage):
         before = {n: p.detach().clone() for n, p in engine.module.named_parameters()}
         # one step: on a second, the attention's key bias (zero gradient up to rounding) would
         # take an lr-sized Adam step from rounding noise that differs between the two runs
-        engine.backward(step_losses(engine, None, _batch(), WEAK, step=0)["loss"])
+        engine.backward(step_losses(engine, None, _batch(), WEAK, step=0).loss)
         engine.step()
-        loss = step_losses(reference, None, _batch(), WEAK, step=0)["loss"]
+        loss = step_losses(reference, None, _batch(), WEAK, step=0).loss
         ref_opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)  # train.grad_clip
@@ -84,7 +85,7 @@ def test_bf16_at_zero0_is_autocast_over_fp32_weights():
         seen = []
         engine.module.head.classifier.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
         before = engine.module.head.classifier.weight.detach().clone()
-        engine.backward(step_losses(engine, None, _batch(), WEAK, step=0)["loss"])
+        engine.backward(step_losses(engine, None, _batch(), WEAK, step=0).loss)
         engine.step()
     assert seen == [torch.bfloat16] and all(p.dtype == torch.float32 for p in engine.module.parameters())
     assert not torch.equal(before, engine.module.head.classifier.weight)

@@ -77,7 +77,7 @@ def _valor(out: Path, noise: float, labels: bool = True, seed: int = 4) -> Path:
 
 def _dense_truth(root: Path) -> dict[str, np.ndarray]:
     """Per val/test video, (10, 2, 25) from the dense annotation files, written independently here."""
-    from avvp_dist.data.llp import LLP_CLASSES
+    from avvp_dist.datasets.llp import LLP_CLASSES
 
     truth = {}
     for m, name in enumerate(("AVVP_eval_audio.csv", "AVVP_eval_visual.csv")):
@@ -124,9 +124,9 @@ def test_labels_through_the_shards_into_batches(tmp_path):
     assert [f["name"] for f in stream.manifest.labels] == ["audio_labels", "visual_labels"]
     seen = 0
     for batch in stream:
-        seg, mask = batch["segment_labels"], batch["mask"]
+        seg, mask = batch.segment_labels, batch.mask
         assert seg.shape == (*mask.shape, 2, 100)
-        for i, vid in enumerate(batch["keys"]):
+        for i, vid in enumerate(batch.keys):
             t = int(mask[i].sum())
             for m, name in enumerate(("audio_labels", "visual_labels")):
                 want = np.load(raw / f"{vid}_{name}.npy")[:t]  # trimmed to the features' common length

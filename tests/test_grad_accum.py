@@ -12,7 +12,7 @@ from avvp_dist.data.config import DataConfig
 from avvp_dist.data.stream import ShardStream
 from avvp_dist.config.train import TrainConfig
 from avvp_dist.engine.ds_config import deepspeed_config
-from avvp_dist.engine.trainer import make_optimizer
+from avvp_dist.engine.build import make_optimizer
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.objective import step_losses
 from avvp_dist.model.config import ModelConfig
@@ -31,8 +31,8 @@ def test_two_micro_batches_of_8_give_the_weak_loss_and_gradients_of_16(tmp_path)
         return ShardStream(shards / "train", DataConfig(dataset="unav100", batch_size=batch, num_workers=0), train=False)
 
     whole, halves = next(iter(stream(16))), list(stream(8))[:2]
-    assert halves[0]["keys"] + halves[1]["keys"] == whole["keys"]
-    assert {h["mask"].shape[1] for h in halves} != {whole["mask"].shape[1]}  # padded differently
+    assert halves[0].keys + halves[1].keys == whole.keys
+    assert {h.mask.shape[1] for h in halves} != {whole.mask.shape[1]}  # padded differently
     with lone_group():
         results = _train_parts(whole, halves, stream(16).manifest)
     (loss_16, grads_16), (loss_8x2, grads_8x2) = results[1], results[2]
@@ -42,7 +42,7 @@ def test_two_micro_batches_of_8_give_the_weak_loss_and_gradients_of_16(tmp_path)
         torch.testing.assert_close(grads_8x2[name], grads_16[name], **TOLERANCE, msg=name)
 
 
-def _train_parts(whole: dict, halves: list[dict], manifest) -> dict:
+def _train_parts(whole, halves: list, manifest) -> dict:
     """{grad_accum: (mean weak loss, gradients after the micro-steps)} from the same initial model."""
     method = MethodConfig()
     method.teacher.enabled = method.pseudo.enabled = method.cma.enabled = method.refine.enabled = False
@@ -52,12 +52,12 @@ def _train_parts(whole: dict, halves: list[dict], manifest) -> dict:
         model = AVVPModel(manifest.features, len(manifest.classes), ModelConfig(d_model=16, ffn_dim=16, embed_dim=0,
                                                                               dropout=0.0))
         engine, *_ = deepspeed.initialize(model=model, optimizer=make_optimizer(model.parameters(), "adamw", 1e-3, 0.0),
-                                          config=deepspeed_config(TrainConfig(grad_accum=accum), len(parts[0]["keys"]),
+                                          config=deepspeed_config(TrainConfig(grad_accum=accum), len(parts[0]),
                                                                   1, "fp32"))
         weak = []
         for part in parts:
-            terms = step_losses(engine, None, part, method, step=0)
-            engine.backward(terms["loss"])
-            weak.append(terms["weak"])
+            result = step_losses(engine, None, part, method, step=0)
+            engine.backward(result.loss)
+            weak.append(result.terms["weak"])
         results[accum] = (torch.stack(weak).mean(), {n: p.grad.clone() for n, p in engine.module.named_parameters()})
     return results

@@ -17,14 +17,14 @@ from train_helpers import TINY, make_shards
 GATHER = "avvp_dist/distributed/collectives.py:gather_rows"
 # call site (file under avvp_dist/ or deepspeed/ : function) -> (reads per step at most, why)
 ALLOWED = {
-    "avvp_dist/engine/signals.py:agree_step": (
+    "avvp_dist/engine/stop.py:agree_step": (
         1, "the merged flag: a non-finite loss on any rank (every rank skips the step) and the stop-signal kind "
            "every rank acts on, one collective and one read per micro-step"),
     "avvp_dist/method/objective.py:_cma_terms": (
         1, "the CMA pairs (nonzero): the reliable segment-class pairs whose embeddings are computed"),
     GATHER: (
         1, "the CMA gather's padded size: the largest pair count over the ranks"),
-    "avvp_dist/engine/trainer.py:_after_step": (
+    "avvp_dist/engine/logger.py:train_step": (
         1, "logging, on the steps that write (train.log_every; every step in this test): every term in one read"),
 }
 TOPK = {  # the top-k masks (method.pseudo.mode=topk) on the CPU path add these

@@ -6,8 +6,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "avvp_dist"
 BOTTOM = {"data", "model", "kernels", "distributed", "profiling"}
 MAY_IMPORT = {
     "data": {"data"}, "model": {"model"}, "kernels": {"kernels"}, "distributed": {"distributed"}, "profiling": set(),
-    "method": {"method", "model", "kernels", "distributed", "profiling"},
+    "method": {"method", "data", "model", "kernels", "distributed", "profiling"},  # data: the typed Batch it reads
     "eval": {"eval", "data", "model", "distributed"},
+    "datasets": {"datasets", "data", "eval"},  # each dataset's module: reader, format, hooks, registered once
     "config": {"config", "data", "model", "method", "eval"},  # composes the components' config dataclasses
     "engine": BOTTOM | {"engine", "method", "eval", "config"},
     "launch": BOTTOM | {"method", "eval", "engine", "config", "launch"},  # never cli: no back-arrow

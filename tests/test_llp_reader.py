@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from avvp_dist.data.annotations import AnnotationError, segment_labels
-from avvp_dist.data.llp import LLP_CLASSES, read_llp_annotations, read_weak_csv
+from avvp_dist.datasets.llp import LLP_CLASSES, read_llp_annotations, read_weak_csv
 from conftest import repo_file
 
 

@@ -15,8 +15,8 @@ from webdataset.tariterators import base_plus_ext
 from avvp_dist.cli import main
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.keys import decode_key, encode_key
-from avvp_dist.data.llp import DENSE_FILES, WEAK_FILES, read_llp_annotations
-from avvp_dist.data.unav100 import read_unav100_annotations
+from avvp_dist.datasets.llp import DENSE_FILES, WEAK_FILES, read_llp_annotations
+from avvp_dist.datasets.unav100 import read_unav100_annotations
 from avvp_dist.eval.run import evaluate
 from avvp_dist.model.checkpoint import load_model, save_model
 from conftest import repo_file

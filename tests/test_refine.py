@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from avvp_dist.data.batch import Batch
 from avvp_dist.kernels import PseudoMasks
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.objective import modality_labels, step_losses
@@ -156,21 +157,21 @@ def test_step_losses_use_the_refined_labels():
     a[0, :, 0] = 1
     a[1, :, 2] = v[1, :, 2] = 1
     y = torch.tensor([[1, 0, 0], [0, 0, 1]], dtype=torch.float32)
-    batch = {"features": {"vggish": a, "res152": v}, "mask": torch.ones(2, T, dtype=torch.bool), "labels": y}
+    batch = Batch(["a", "b"], {"vggish": a, "res152": v}, torch.ones(2, T, dtype=torch.bool), y, [{}, {}])
     g = torch.Generator().manual_seed(0)
     P = torch.rand(2, T, 2, C, generator=g) * 0.8 + 0.1
     out = ModelOutput(P=P, p=P.mean((1, 2)), p_a=P[:, :, 0].mean(1), p_v=P[:, :, 1].mean(1))
     cfg = MethodConfig()
     cfg.refine.enabled, cfg.pseudo.enabled, cfg.cma.enabled = True, True, False
     cfg.pseudo.tau_low = 0.0
-    terms = step_losses(FixedStudent(out), LeakyTeacher(), batch, cfg, step=10**6)
+    terms = step_losses(FixedStudent(out), LeakyTeacher(), batch, cfg, step=10**6).terms
     y_v = torch.tensor([[0, 0, 0], [0, 0, 1]], dtype=torch.float32)
     want_weak = weak_loss(out.p, out.p_a, out.p_v, y, y_a=y, y_v=y_v)
     assert terms["weak"].item() == want_weak.item()
     assert terms["refined_visual"].item() == 0.5 and terms["refined_audio"].item() == 0.0
     plain = MethodConfig()
     plain.refine.enabled, plain.pseudo.enabled, plain.cma.enabled, plain.pseudo.tau_low = False, True, False, 0.0
-    unrefined = step_losses(FixedStudent(out), LeakyTeacher(), batch, plain, step=10**6)
+    unrefined = step_losses(FixedStudent(out), LeakyTeacher(), batch, plain, step=10**6).terms
     assert unrefined["weak"].item() != terms["weak"].item()
     # pseudo: the visual segments of class 0 in video 0 join the reliable negatives
     assert terms["pseudo_positions"].item() == unrefined["pseudo_positions"].item() + T

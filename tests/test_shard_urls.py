@@ -44,9 +44,9 @@ def _read(folder, **kw) -> list[tuple[str, dict, dict]]:
     cfg = DataConfig(batch_size=3, num_workers=kw.pop("workers", 0), **kw)
     out = []
     for b in ShardStream(folder, cfg, train=False):
-        for i, name in enumerate(b["keys"]):
-            t = int(b["mask"][i].sum())
-            out.append((name, b["meta"][i], {k: v[i, :t].numpy() for k, v in b["features"].items()}))
+        for i, name in enumerate(b.keys):
+            t = int(b.mask[i].sum())
+            out.append((name, b.meta[i], {k: v[i, :t].numpy() for k, v in b.features.items()}))
     return out
 
 

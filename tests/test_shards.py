@@ -42,12 +42,12 @@ def test_read_back_equals_written(tmp_path):
     cfg = DataConfig(batch_size=10, num_workers=0)
     (batch,) = list(ShardStream(tmp_path, cfg, train=False))
     written = {k: (f, m) for k, f, m in toy_samples(10)}
-    for i, key in enumerate(batch["keys"]):
+    for i, key in enumerate(batch.keys):
         feats, meta = written[key]
         t = feats["a"].shape[0]
-        np.testing.assert_array_equal(batch["features"]["a"][i, :t].numpy(), feats["a"].astype(np.float16))
-        np.testing.assert_array_equal(batch["features"]["v"][i, :t].numpy(), feats["v"].astype(np.float16))
-        assert batch["meta"][i] == meta and batch["mask"][i].sum() == t
+        np.testing.assert_array_equal(batch.features["a"][i, :t].numpy(), feats["a"].astype(np.float16))
+        np.testing.assert_array_equal(batch.features["v"][i, :t].numpy(), feats["v"].astype(np.float16))
+        assert batch.meta[i] == meta and batch.mask[i].sum() == t
 
 
 def test_duplicate_and_empty_names(tmp_path):
@@ -67,7 +67,7 @@ def test_odd_names_round_trip(tmp_path):
     samples = [(n, f, {**m, "vid": n}) for n, (_, f, m) in zip(names, toy_samples(len(names)))]
     write_shards(samples, tmp_path, dataset="toy", split="train", classes=CLASSES, features=FEATURES)
     (batch,) = list(ShardStream(tmp_path, DataConfig(batch_size=len(names), num_workers=0), train=False))
-    assert batch["keys"] == names and [m["vid"] for m in batch["meta"]] == names
+    assert batch.keys == names and [m["vid"] for m in batch.meta] == names
 
 
 # ---- bad shards -------------------------------------------------------------------
@@ -150,7 +150,7 @@ def test_bad_sample_is_counted_under_skip_policy(tmp_path, monkeypatch, kind):
     with pytest.raises(ShardError, match="every sample of a batch was bad"):
         list(stream)  # batch size 1: the bad sample's batch would be empty
     stream = ShardStream(folder, DataConfig(batch_size=3, num_workers=0, on_error="skip"), train=False)
-    keys = [k for b in stream for k in b["keys"]]
+    keys = [k for b in stream for k in b.keys]
     assert keys == ["s0000", "s0002"]
     assert stream.last_report["skipped"] == 1 and stream.last_report["skipped_by_reason"] == {BAD[kind][2]: 1}
     assert not (tmp_path / "UNPICKLED_MARKER").exists()
@@ -172,7 +172,7 @@ def test_truncated_shard(tmp_path):
         list(ShardStream(tmp_path, cfg, train=False))
     stream = ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0, verify_checksums=False, on_error="skip"),
                          train=False)
-    got = [k for b in stream for k in b["keys"]]
+    got = [k for b in stream for k in b.keys]
     assert 0 < len(got) < 8 and stream.last_report["skipped"] == 8 - len(got)
     assert stream.last_report["skipped_by_reason"] == {"unreadable_shard": 8 - len(got)}
 
@@ -190,7 +190,7 @@ def test_a_corrupted_sample_is_found_while_reading(tmp_path):
     with pytest.raises(ShardError, match="train-00001.tar: sample 's0005': sha256 of its members differs"):
         list(ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0), train=False))
     stream = ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0, on_error="skip"), train=False)
-    assert [k for b in stream for k in b["keys"]] == [f"s{i:04d}" for i in range(8) if i != 5]
+    assert [k for b in stream for k in b.keys] == [f"s{i:04d}" for i in range(8) if i != 5]
     assert stream.last_report["skipped_by_reason"] == {"checksum": 1}
     # the whole-file check finds it too (a full read; docs/data.md names it), sizes alone do not
     Manifest.load(tmp_path).verify(tmp_path)
@@ -198,7 +198,7 @@ def test_a_corrupted_sample_is_found_while_reading(tmp_path):
         Manifest.load(tmp_path).verify(tmp_path, checksums=True)
     # without checksums the flipped value streams through: the check is what catches it
     stream = ShardStream(tmp_path, DataConfig(batch_size=8, num_workers=0, verify_checksums=False), train=False)
-    assert len([k for b in stream for k in b["keys"]]) == 8
+    assert len([k for b in stream for k in b.keys]) == 8
 
 
 def test_manifest_disagreements(tmp_path):

@@ -20,7 +20,7 @@ import torch
 
 import slurm_cluster
 from avvp_dist.distributed.env import discover, local_world_size, rendezvous, threads_per_rank
-from avvp_dist.distributed.hostlist import expand_hostlist, slurm_rendezvous
+from avvp_dist.launch.hostlist import expand_hostlist, slurm_rendezvous
 from avvp_dist.engine.checkpoint import complete_checkpoints, tag
 from avvp_dist.engine.record import history
 from avvp_dist.model.checkpoint import load_model
@@ -73,15 +73,16 @@ def test_expand_hostlist_rejects_bad_lists():
             expand_hostlist(bad)
 
 
-def test_slurm_task_rendezvous_from_the_allocation():
-    """A task started by srun with no MASTER_* gets the first host and a job-id port."""
+def test_slurm_task_rendezvous_from_the_launcher():
+    """The launcher provides the rendezvous: a task started by srun with no MASTER_* is an
+    error that names the batch script; the dry run shows the first host and the job-id port
+    that slurm/train.sh exports."""
     env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "123457",
            "SLURM_JOB_NODELIST": "gpu[11-14]"}
     d = discover(env)
     assert (d.rank, d.world_size, d.local_rank, d.source) == (5, 8, 1, "slurm")
-    r = rendezvous(d, env)
-    assert r == {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu11",
-                 "MASTER_PORT": str(20000 + 123457 % 20000)}
+    with pytest.raises(RuntimeError, match="MASTER_ADDR and MASTER_PORT not set: start the job with `sbatch slurm/train.sh`"):
+        rendezvous(d, env)
     assert slurm_rendezvous(env) == ("gpu11", 23457)
     # set by the launcher: kept
     assert rendezvous(d, {**env, "MASTER_ADDR": "h", "MASTER_PORT": "7"})["MASTER_ADDR"] == "h"

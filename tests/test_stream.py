@@ -69,11 +69,11 @@ def test_resume_in_process_every_position(uneven_shards):
     cfg = DataConfig(batch_size=3, num_workers=0, piece_size=2, shuffle_window=3)
     ref = ShardStream(uneven_shards, cfg, rank=1, world_size=2, seed=5)
     ref.epoch = 1
-    full = [b["keys"] for b in ref]
+    full = [b.keys for b in ref]
     for cut in range(len(full)):
         s = ShardStream(uneven_shards, cfg, rank=1, world_size=2, seed=5)
         s.load_state_dict({**s.state_dict(), "epoch": 1, "batch": cut})
-        assert [b["keys"] for b in s] == full[cut:]
+        assert [b.keys for b in s] == full[cut:]
 
 
 def test_state_geometry_mismatch_is_refused(uneven_shards):
@@ -85,13 +85,13 @@ def test_state_geometry_mismatch_is_refused(uneven_shards):
 
 def test_eval_stream_sees_every_sample_once(uneven_shards):
     cfg = DataConfig(batch_size=4, num_workers=0)
-    keys = [k for r in range(2) for b in ShardStream(uneven_shards, cfg, r, 2, train=False) for k in b["keys"]]
+    keys = [k for r in range(2) for b in ShardStream(uneven_shards, cfg, r, 2, train=False) for k in b.keys]
     assert sorted(keys) == [f"s{i:04d}" for i in range(34)]
 
 
 def test_padding_and_mask(uneven_shards):
     batch = next(iter(ShardStream(uneven_shards, DataConfig(batch_size=5, num_workers=0), train=False)))
-    lengths = batch["mask"].sum(1)
-    assert batch["features"]["a"].shape[:2] == batch["mask"].shape and batch["mask"].shape[1] == lengths.max()
+    lengths = batch.mask.sum(1)
+    assert batch.features["a"].shape[:2] == batch.mask.shape and batch.mask.shape[1] == lengths.max()
     assert lengths.min() < lengths.max(), "toy lengths vary; the batch should need padding"
-    assert batch["labels"].shape == (5, 3) and torch.equal(batch["labels"].sum(1), torch.ones(5))
+    assert batch.labels.shape == (5, 3) and torch.equal(batch.labels.sum(1), torch.ones(5))

@@ -5,8 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from avvp_dist.engine import trainer as trainer_module
-from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED
+from avvp_dist.engine.stop import EXIT_PREEMPTED, EXIT_TERMINATED
 from avvp_dist.launch import submit
 
 
@@ -15,15 +14,8 @@ from avvp_dist.launch import submit
     (EXIT_TERMINATED, [], "stopped by SIGTERM after a checkpoint; not requeued"),
 ])
 def test_an_unsignalled_rank_hands_over_the_agreed_signal(monkeypatch, tmp_path, code, raised, status):
-    class Unsignalled:  # the trainer of a rank that saw no signal; run_to_end returns the agreed code
-        step = 7
-        signals = SimpleNamespace(kind=0)
-
-        def __init__(self, cfg):
-            pass
-
-    monkeypatch.setattr(trainer_module, "Trainer", Unsignalled)
-    monkeypatch.setattr(trainer_module, "run_to_end", lambda t: code)
+    # the training entry of a rank that saw no signal returns the agreed code
+    monkeypatch.setattr(submit, "train_command", lambda config, overrides, prog: code)
     monkeypatch.setattr(submit.submitit.helpers, "TorchDistributedEnvironment",
                         lambda: SimpleNamespace(export=lambda **kw: SimpleNamespace(rank=1, world_size=2)))
     seen = []

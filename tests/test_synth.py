@@ -9,9 +9,9 @@ import pytest
 from avvp_dist.data.annotations import segment_labels
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.features import read_video_features
-from avvp_dist.data.llp import read_llp_annotations
+from avvp_dist.datasets.llp import read_llp_annotations
 from avvp_dist.data.synth import SynthConfig, synthesize
-from avvp_dist.data.unav100 import read_unav100_annotations
+from avvp_dist.datasets.unav100 import read_unav100_annotations
 from conftest import SMALL_DIMS, SMALL_DIMS_UNAV, repo_file
 
 

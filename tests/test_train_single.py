@@ -29,12 +29,13 @@ def test_method_loss_goes_down(tmp_path):
     losses, step = [], 0
     while step < 48:
         for batch in stream:
-            terms = step_losses(model, teacher.module, batch, cfg, step)
+            result = step_losses(model, teacher.module, batch, cfg, step)
+            terms = result.terms
             opt.zero_grad()
-            terms["loss"].backward()
+            result.loss.backward()
             opt.step()
             teacher.update(model)
-            losses.append(terms["loss"].item())
+            losses.append(result.loss.item())
             assert terms["cma_pairs"] > 0 and terms["pseudo_positions"] > 0 and "refined_visual" in terms
             step += 1
     first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from avvp_dist.data.annotations import AnnotationError, segment_labels
-from avvp_dist.data.unav100 import UNAV100_CLASSES, read_unav100_annotations
+from avvp_dist.datasets.unav100 import UNAV100_CLASSES, read_unav100_annotations
 from conftest import repo_file
 
 

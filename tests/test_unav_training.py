@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from avvp_dist.data.config import DataConfig
-from avvp_dist.data.unav100 import UNAV100_CLASSES
+from avvp_dist.datasets.unav100 import UNAV100_CLASSES
 from avvp_dist.eval.run import evaluate
 from avvp_dist.model.config import ModelConfig
 from avvp_dist.model.model import AVVPModel

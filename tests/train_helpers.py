@@ -23,8 +23,10 @@ def make_shards(folder: Path) -> Path:
     return synth_and_shard(folder)
 
 
-def train_cmd(nproc: int | None, run_dir: Path, shards: Path, *overrides: str) -> list[str]:
-    base = ["-m", "avvp_dist.cli", "train", f"run_dir={run_dir}", f"data.shards={shards}", *TINY, *overrides]
+def train_cmd(nproc: int | None, run_dir: Path, shards: Path, *overrides: str, script: str | None = None) -> list[str]:
+    """The training command (`avvp-dist train`, or `script train` with a test hook such as
+    tests/nan_train.py) on `nproc` ranks under torchrun, or as a plain process (None)."""
+    base = [*([script] if script else ["-m", "avvp_dist.cli"]), "train", f"run_dir={run_dir}", f"data.shards={shards}", *TINY, *overrides]
     if nproc is None:
         return [sys.executable, *base]
     return [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",

@@ -1,7 +1,7 @@
 """Named presets: what a user names when they say what they trained (`preset: han | paper | ours | valor`).
 
 A preset is a nested dict of model, method and optimizer values, common to every dataset
-plus a part per dataset; `config.load_config` starts from it and applies the config file
+plus a part per dataset (in its module, `DataSpec.presets`); `config.load_config` starts from it and applies the config file
 and the command-line overrides on top, so an explicit value always wins. `none` (the
 default) is the dataclass defaults as they are. Which part comes from which paper:
 docs/method.md. Not to be confused with `train.protocol`, the evaluation's metric protocol.
@@ -14,6 +14,7 @@ from typing import Any
 
 from avvp_dist.config.build import build
 from avvp_dist.config.train import TrainConfig
+from avvp_dist.data.datasets import data_spec
 from avvp_dist.method.config import MethodConfig
 from avvp_dist.model.config import ModelConfig
 
@@ -56,9 +57,6 @@ PRESETS: dict[str, dict[str, dict]] = {
                               # modality label refinement by cross-video swap (after Wu & Yang, CVPR 2021)
                               "refine": {"enabled": True, "ratio_visual": 0.3, "ratio_audio": 0.0}},
                    "train": _OUR_OPTIMIZER},
-        # UnAV-100's labels are audio-visual events (nothing to refine); pseudo masks lowered mAP on
-        # seeds 0-2 (-2.2 +- 1.5) and CMA with pairs from adaptive masks raised it (+6.3 +- 0.8)
-        "unav100": {"method": {"pseudo": {"enabled": False}, "refine": _OFF}},
     },
     "valor": {  # VALOR (Lai et al., NeurIPS 2023), scripts/train_valor.sh: external segment labels, no teacher
         "common": {"model": {"d_model": 512, "num_layers": 1, "num_heads": 8, "ffn_dim": 1024, "dropout": 0.1,
@@ -75,13 +73,14 @@ NAMES = ("none", *PRESETS)
 
 
 def preset_values(name: str, dataset: str) -> dict:
-    """The nested values preset `name` sets for `dataset` ({} for `none`); a `ValueError`
-    lists the known names."""
+    """The nested values preset `name` sets for `dataset`: its common part, then the part the
+    dataset's module gives it (`DataSpec.presets`); {} for `none`. A `ValueError` lists the
+    known names."""
     if name == "none":
         return {}
     if name not in PRESETS:
         raise ValueError(f"preset {name!r} is not one of {list(NAMES)}")
-    return merge_into(merge_into({}, PRESETS[name]["common"]), PRESETS[name].get(dataset, {}))
+    return merge_into(merge_into({}, PRESETS[name]["common"]), data_spec(dataset).presets.get(name, {}))
 
 
 def merge_into(base: dict, extra: dict) -> dict:

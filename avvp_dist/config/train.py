@@ -1,7 +1,7 @@
 """TrainConfig: optimisation, precision, ZeRO stage, evaluation and checkpoint cadence."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 
@@ -44,7 +44,6 @@ class TrainConfig:
     # checkpoints unchanged); the first steps compile, and the throughput leaves them out
     compile: bool = False
     profile: bool = False  # time each section of every step; rank 0 writes profile.json (benchmarks/throughput.py)
-    debug_nan_steps: list[int] = field(default_factory=list)  # testing knob: rank 0's loss is NaN at these micro-steps of the run (1-based, counted across resumes)
 
     def __post_init__(self):
         if self.zero_stage not in (0, 1, 2):

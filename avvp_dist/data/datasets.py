@@ -1,21 +1,24 @@
-"""Per-dataset data specs: how a dataset's raw folder is read and what its features look like.
+"""The data layer's dataset registry: what it needs to know of a dataset, looked up by name.
 
-The data layer never compares dataset names: it asks `data_spec(name)`. A new dataset is one
-`DataSpec` (and, for evaluation, the `eval.datasets.DatasetSpec` that carries it), registered
-under its name; nothing else changes.
+The data layer never compares dataset names: it asks `data_spec(name)`. The datasets that
+come with the package live in `avvp_dist/datasets/` (one module each) and are loaded on the
+first lookup; a dataset of one's own is registered with `eval.datasets.register_dataset`,
+which hands its `DataSpec` to this registry.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import importlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from avvp_dist.data.annotations import Annotations
 from avvp_dist.data.features import FeatureSet, FeatureSpec
-from avvp_dist.data.llp import (LLP_CLASSES, LLP_FEATURES, LLP_LABELS, VALOR_FEATURES, VALOR_HAN_FEATURES, VALOR_LABELS,
-                                read_llp_annotations)
-from avvp_dist.data.unav100 import (UNAV100_CLASSES, UNAV100_FEATURES, UNAV100_LABELS, UNAV_FEATURE_HOP_S,
-                                    read_unav100_annotations)
+
+if TYPE_CHECKING:
+    from avvp_dist.data.synth import SynthFormat
+
+BUILTIN = "avvp_dist.datasets"  # the package whose modules register llp and unav100 when imported
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class DataSpec:
     the default; `data.features` overrides the specs); a dataset with one release may give
     its `FeatureSpec`s instead, which become the release "default".
     seconds_per_row: duration of one shard row (LLP: 1 s segments; UnAV-100: 0.32 s).
+    synth: how the synthetic generator writes the dataset's on-disk format (None: it cannot).
+    presets: {preset name: nested values} the preset sets on this dataset beyond its common
+    part (`config.presets`).
     """
 
     name: str
@@ -34,6 +40,8 @@ class DataSpec:
     read_annotations: Callable[[Path], Annotations]
     feature_sets: tuple[FeatureSet, ...]
     seconds_per_row: float
+    synth: SynthFormat | None = None
+    presets: Mapping[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         if all(isinstance(f, FeatureSpec) for f in self.feature_sets):
@@ -64,15 +72,14 @@ def register_data(spec: DataSpec) -> DataSpec:
     return spec
 
 
+def load_builtin() -> None:
+    """Registers the datasets that come with the package (idempotent: a module imports once)."""
+    importlib.import_module(BUILTIN)
+
+
 def data_spec(name: str) -> DataSpec:
+    if name not in _SPECS:
+        load_builtin()
     if name not in _SPECS:
         raise ValueError(f"unknown dataset {name!r}; registered: {sorted(_SPECS)}")
     return _SPECS[name]
-
-
-LLP = register_data(DataSpec("llp", tuple(LLP_CLASSES), read_llp_annotations,
-                             (FeatureSet("han", LLP_FEATURES, LLP_LABELS),  # HAN's release: VGGish, ResNet-152, R(2+1)D
-                              FeatureSet("valor", VALOR_FEATURES, VALOR_LABELS, folder=""),  # CLAP, CLIP, R(2+1)D
-                              FeatureSet("valor_han", VALOR_HAN_FEATURES, VALOR_LABELS, folder="")), 1.0))
-UNAV100 = register_data(DataSpec("unav100", tuple(UNAV100_CLASSES), read_unav100_annotations,
-                                 (FeatureSet("unav100", UNAV100_FEATURES, UNAV100_LABELS),), UNAV_FEATURE_HOP_S))

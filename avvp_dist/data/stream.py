@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from avvp_dist.data.batch import Batch
 from avvp_dist.data.config import DataConfig
 from avvp_dist.data.decode import decode_sample
 from avvp_dist.data.plan import EpochPlan, Run, Slot, consumed_per_slot, plan_epoch
@@ -74,14 +75,9 @@ def read_run(url: Location, run: Run, expected: int) -> Iterator[dict]:
 
 
 def collate(samples: list[tuple[str, dict, dict]], classes: list[str], features: list[str],
-            segment_labels: tuple[str, str] | None = None) -> dict:
-    """Pads to the longest sequence of the batch.
-
-    Returns `keys` (B,), `features` {name: (B, T, D) float32}, `mask` (B, T) bool
-    (True on real steps), `labels` (B, C) float32 multi-hot, `meta` (B,) dicts; with
-    `segment_labels` (the audio and the visual label array's names), `segment_labels`
-    (B, T, 2, C) float32, audio at [:, :, 0], 0 on padding.
-    """
+            segment_labels: tuple[str, str] | None = None) -> Batch:
+    """A `Batch` padded to the longest sequence of the samples (key, arrays, meta); with
+    `segment_labels` (the audio and the visual label array's names), its segment labels."""
     index = {c: i for i, c in enumerate(classes)}
     lengths = [next(iter(f.values())).shape[0] for _, f, _ in samples]
     t = max(lengths)
@@ -96,14 +92,13 @@ def collate(samples: list[tuple[str, dict, dict]], classes: list[str], features:
     for i, (_, _, meta) in enumerate(samples):
         labels[i, [index[c] for c in meta["labels"]]] = 1.0
     mask = torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
-    batch = {"keys": [k for k, _, _ in samples], "features": feats, "mask": mask, "labels": labels,
-             "meta": [m for _, _, m in samples]}
+    batch = Batch([k for k, _, _ in samples], feats, mask, labels, [m for _, _, m in samples])
     if segment_labels is not None:
         seg = np.zeros((len(samples), t, 2, len(classes)), np.float32)
         for i, (_, f, _) in enumerate(samples):
             for m, name in enumerate(segment_labels):
                 seg[i, : lengths[i], m] = f[name]
-        batch["segment_labels"] = torch.from_numpy(seg)
+        batch.segment_labels = torch.from_numpy(seg)
     return batch
 
 
@@ -162,7 +157,8 @@ class _SlotReader(IterableDataset):
                 for _ in range(run.stop - run.start - got):
                     yield None, "unreadable_shard", str(e)
 
-    def _slot(self, slot_index: int, done: int) -> Iterator[dict]:
+    def _slot(self, slot_index: int, done: int) -> Iterator[tuple[Batch, list[tuple[str, str]]]]:
+        """(batch, the (reason, message) of each bad sample skipped from it) of one slot."""
         slot = self.slots[slot_index]
         window = self.cfg.shuffle_window if self.train else 1
         first_window = done // window
@@ -184,9 +180,7 @@ class _SlotReader(IterableDataset):
                 skipped = [(x[1], x[2]) for x in part if x[0] is None]
                 if not good:
                     raise ShardError(f"every sample of a batch was bad; first: {skipped[0][1]}")
-                batch = collate(good, self.manifest.classes, names, pair)
-                batch["skipped"] = skipped
-                yield batch
+                yield collate(good, self.manifest.classes, names, pair), skipped
 
 
 class ShardStream:
@@ -220,7 +214,7 @@ class ShardStream:
         """Batches per epoch on this rank (the same on every rank when training)."""
         return self.plan().batches(self.rank)
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[Batch]:
         plan = self.plan()
         reader = _SlotReader(self.urls, self.manifest, plan.slots[self.rank], self.batch, self.seed,
                              self.epoch, self.rank, self.cfg, self.train)
@@ -231,10 +225,10 @@ class ShardStream:
                             prefetch_factor=2 if self.cfg.num_workers else None, generator=gen)
         skipped: Counter = Counter()
         samples = 0
-        for batch in loader:
+        for batch, bad in loader:
             self.batch += 1
-            samples += len(batch["keys"])
-            for kind, message in batch.pop("skipped"):
+            samples += len(batch)
+            for kind, message in bad:
                 skipped[kind] += 1
                 log.warning("skipped a sample (%s): %s", kind, message)
             yield batch

@@ -20,7 +20,6 @@ UnAV-100: real durations and segments); otherwise they are generated.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import string
@@ -33,8 +32,6 @@ import numpy as np
 from avvp_dist.data.annotations import SPLITS, Event, VideoRecord
 from avvp_dist.data.datasets import data_spec
 from avvp_dist.data.features import FeatureSpec
-from avvp_dist.data.llp import DENSE_FILES, LLP_SEGMENTS, WEAK_FILES, read_llp_annotations
-from avvp_dist.data.unav100 import read_unav100_annotations
 
 # 2: events stronger (strength 2 -> 4) and more video-level context (0.5 -> 1); 3: the knobs
 # feature_set, external_labels and label_noise (at their defaults the files are those of v2, byte
@@ -46,7 +43,7 @@ SYNTH_VERSION = "3"
 class SynthConfig:
     """Synthetic dataset: sizes, source of label statistics, and difficulty knobs."""
 
-    dataset: str = "llp"  # a dataset the generator can write (`SYNTH_FORMATS`): llp | unav100
+    dataset: str = "llp"  # a registered dataset with a synthetic format (`DataSpec.synth`): llp | unav100
     out: str = ""  # default: <run_dir>/raw
     annotations: str = ""  # real annotation folder/file to copy label statistics from; "" = generated
     num_train: int = 600  # demo size: trains in minutes on 2 CPU cores
@@ -75,8 +72,8 @@ class SynthConfig:
     raw_scale: bool = False
 
     def __post_init__(self):
-        if self.dataset not in SYNTH_FORMATS:
-            raise ValueError(f"the generator writes {sorted(SYNTH_FORMATS)}, not {self.dataset!r}")
+        if data_spec(self.dataset).synth is None:
+            raise ValueError(f"the generator has no format for dataset {self.dataset!r} (its DataSpec.synth is None)")
         for name in ("num_train", "num_val", "num_test"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -99,7 +96,7 @@ class SynthConfig:
         return list(data_spec(self.dataset).feature_set(self.feature_set).labels) if self.external_labels else []
 
 
-def _video_id(rng: np.random.Generator, taken: set[str]) -> str:
+def video_id(rng: np.random.Generator, taken: set[str]) -> str:
     """An 11-character YouTube-like id, unique in its first 11 characters."""
     alphabet = np.array(list(string.ascii_letters + string.digits + "_-"))
     while True:
@@ -109,7 +106,7 @@ def _video_id(rng: np.random.Generator, taken: set[str]) -> str:
             return yid
 
 
-def _spans(rng: np.random.Generator, duration: float, integer: bool) -> list[tuple[float, float]]:
+def spans(rng: np.random.Generator, duration: float, integer: bool) -> list[tuple[float, float]]:
     """1-2 event spans inside [0, duration]: some cover the whole clip, many are short."""
     if rng.random() < 0.35:
         return [(0.0, duration)]
@@ -130,22 +127,22 @@ def _spans(rng: np.random.Generator, duration: float, integer: bool) -> list[tup
     return merged
 
 
-def _generated_events(rng: np.random.Generator, labels: list[str], duration: float,
+def generated_events(rng: np.random.Generator, labels: list[str], duration: float,
                       integer: bool, av_only: bool) -> list[Event]:
     """Events for `labels`: modality both / audio-only / visual-only = 0.5 / 0.3 / 0.2."""
     events = []
     for c in labels:
         if av_only:
-            events += [Event(c, "av", a, b) for a, b in _spans(rng, duration, integer)]
+            events += [Event(c, "av", a, b) for a, b in spans(rng, duration, integer)]
             continue
         r = rng.random()
-        audio = _spans(rng, duration, integer) if r < 0.8 else []
-        visual = [] if 0.5 <= r < 0.8 else (audio if audio and rng.random() < 0.5 else _spans(rng, duration, integer))
+        audio = spans(rng, duration, integer) if r < 0.8 else []
+        visual = [] if 0.5 <= r < 0.8 else (audio if audio and rng.random() < 0.5 else spans(rng, duration, integer))
         events += [Event(c, "audio", a, b) for a, b in audio] + [Event(c, "visual", a, b) for a, b in visual]
     return events
 
 
-def _generated_labels(rng: np.random.Generator, classes: list[str]) -> list[str]:
+def generated_labels(rng: np.random.Generator, classes: list[str]) -> list[str]:
     """1-4 classes, long-tailed frequencies, the first class co-occurring often (like Speech)."""
     n = len(classes)
     p = 1.0 / (np.arange(n) + 2.0) ** 0.8
@@ -227,113 +224,6 @@ class _Planter:
         return out
 
 
-def _llp_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[VideoRecord]]:
-    sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
-    taken: set[str] = set()
-
-    def new_id() -> str:
-        start = int(rng.integers(0, 30)) * 10
-        return f"{_video_id(rng, taken)}_{start}_{start + 10}"
-
-    if not cfg.annotations:
-        return {
-            split: [
-                VideoRecord(new_id(), tuple(labels), float(LLP_SEGMENTS),
-                            _generated_events(rng, labels, float(LLP_SEGMENTS), True, False))
-                for labels in (_generated_labels(rng, classes) for _ in range(n))
-            ]
-            for split, n in sizes.items()
-        }
-    real = read_llp_annotations(cfg.annotations)
-    patterns: dict[str, list[list[Event]]] = {c: [] for c in classes}
-    for rec in real.split("val") + real.split("test"):
-        for c in set(e.label for e in rec.events):
-            patterns[c].append([e for e in rec.events if e.label == c])
-    out = {}
-    for split, n in sizes.items():
-        pool = real.split(split)
-        picks = rng.choice(len(pool), size=n, replace=n > len(pool))
-        records = []
-        for i in picks:
-            src = pool[i]
-            if src.events is not None:
-                events = list(src.events)
-            else:  # train: borrow a real audio/visual pattern of each labelled class
-                events = []
-                for c in src.labels:
-                    cand = patterns[c]
-                    events += cand[rng.integers(len(cand))] if cand else _generated_events(rng, [c], 10.0, True, False)
-            records.append(VideoRecord(new_id(), src.labels, float(LLP_SEGMENTS), events))
-        out[split] = records
-    return out
-
-
-def _unav_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[VideoRecord]]:
-    sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
-    taken: set[str] = set()
-    out = {}
-    if cfg.annotations:
-        real = read_unav100_annotations(cfg.annotations)
-    for split, n in sizes.items():
-        records = []
-        for _ in range(n):
-            if cfg.annotations:
-                pool = real.split(split)
-                src = pool[rng.integers(len(pool))]
-                duration, events = src.duration, list(src.events)
-            else:
-                duration = round(float(rng.uniform(10, 60)), 2)
-                events = _generated_events(rng, _generated_labels(rng, classes), duration, False, True)
-            labels = tuple(sorted({e.label for e in events}, key=classes.index))
-            records.append(VideoRecord(_video_id(rng, taken), labels, duration, events))
-        out[split] = records
-    return out
-
-
-def _llp_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
-    """Feature rows per name, seconds per row, and unannotated extra events of one LLP video."""
-    return {s.name: s.steps for s in specs}, data_spec("llp").seconds_per_row, []
-
-
-def _unav_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
-    """The same for UnAV-100: lengths that differ by a row or two, single-modality distractors."""
-    hop = data_spec("unav100").seconds_per_row
-    n = max(4, int(rec.duration / hop))
-    rows = {s.name: n - int(rng.integers(0, 3)) for s in specs}
-    extra = [Event(classes[rng.integers(len(classes))], str(rng.choice(["audio", "visual"])), a, b)
-             for _ in range(rng.poisson(cfg.distractors)) for a, b in _spans(rng, rec.duration, False)[:1]]
-    return rows, hop, extra
-
-
-def _write_llp(out: Path, records: dict[str, list[VideoRecord]], classes: list[str]) -> None:
-    for split, name in WEAK_FILES.items():
-        with open(out / name, "w", newline="") as f:
-            w = csv.writer(f, delimiter="\t", lineterminator="\n")
-            w.writerow(["filename", "event_labels"])
-            w.writerows([r.vid, ",".join(r.labels)] for r in records[split])
-    for modality, name in DENSE_FILES.items():
-        with open(out / name, "w", newline="") as f:
-            w = csv.writer(f, delimiter="\t", lineterminator="\n")
-            w.writerow(["filename", "onset", "offset", "event_labels"])
-            for split in ("val", "test"):
-                for r in records[split]:
-                    w.writerows([r.vid, int(e.onset), int(e.offset), e.label] for e in r.events if e.modality == modality)
-
-
-def _write_unav(out: Path, records: dict[str, list[VideoRecord]], classes: list[str]) -> None:
-    subset = {"train": "train", "val": "validation", "test": "test"}
-    db = {
-        r.vid: {
-            "duration": r.duration,
-            "subset": subset[split],
-            "annotations": [{"segment": [e.onset, e.offset], "label": e.label, "label_id": classes.index(e.label)}
-                            for e in r.events],
-        }
-        for split in SPLITS for r in records[split]
-    }
-    (out / "unav100_annotations.json").write_text(json.dumps({"version": "unav100-synthetic", "database": db}))
-
-
 def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool = False) -> Path:
     """Writes a synthetic dataset in the real format under `out`; deterministic for `seed`."""
     out = Path(out)
@@ -341,7 +231,7 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool 
     specs, label_specs = cfg.feature_specs(), cfg.label_specs()
     folder = out / data_spec(cfg.dataset).feature_set(cfg.feature_set).folder
     folder.mkdir(parents=True, exist_ok=True)
-    fmt, classes = SYNTH_FORMATS[cfg.dataset], list(data_spec(cfg.dataset).classes)
+    fmt, classes = data_spec(cfg.dataset).synth, list(data_spec(cfg.dataset).classes)
     records = fmt.records(cfg, classes, rng)
     planter = _Planter(cfg, specs, classes, rng)
     todo = [r for split in SPLITS for r in records[split]]
@@ -380,6 +270,3 @@ class SynthFormat:
     rows: Callable
     write: Callable
 
-
-SYNTH_FORMATS = {"llp": SynthFormat(_llp_records, _llp_rows, _write_llp),
-                 "unav100": SynthFormat(_unav_records, _unav_rows, _write_unav)}

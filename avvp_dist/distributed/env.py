@@ -5,8 +5,6 @@ import os
 import re
 from dataclasses import dataclass
 
-from avvp_dist.distributed.hostlist import slurm_rendezvous
-
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -96,21 +94,22 @@ def threads_per_rank(requested: int, env: dict | None = None, cores: int | None 
 
 def rendezvous(env: DistEnv, environ: dict | None = None) -> dict[str, str]:
     """The torch.distributed variables this process starts its group with: RANK, WORLD_SIZE,
-    LOCAL_RANK, MASTER_ADDR, MASTER_PORT. MASTER_* set by the launcher win; a SLURM task
-    without them rendezvouses on the first host of the allocation (`slurm_rendezvous`); a
-    single process meets nobody: it gets MASTER_ADDR 127.0.0.1 and MASTER_PORT 0 only so that
-    DeepSpeed's environment check passes (its group uses an in-memory store, no port)."""
+    LOCAL_RANK, MASTER_ADDR, MASTER_PORT. The launcher provides the rendezvous (torchrun,
+    accelerate, `slurm/train.sh`, the submitit launcher); a single process meets nobody: it
+    gets MASTER_ADDR 127.0.0.1 and MASTER_PORT 0 only so that DeepSpeed's environment check
+    passes (its group uses an in-memory store, no port). Several ranks without MASTER_* are
+    an error that says where they come from."""
     environ = os.environ if environ is None else environ
     out = {"RANK": str(env.rank), "WORLD_SIZE": str(env.world_size), "LOCAL_RANK": str(env.local_rank)}
     if "MASTER_ADDR" in environ and "MASTER_PORT" in environ:
         addr, port = environ["MASTER_ADDR"], int(environ["MASTER_PORT"])
-    elif env.source == "slurm":
-        addr, port = slurm_rendezvous(environ)
     elif env.world_size == 1:  # a plain process: set, so DeepSpeed looks for no MPI; never bound
         addr, port = "127.0.0.1", 0
     else:
         missing = [n for n in ("MASTER_ADDR", "MASTER_PORT") if n not in environ]
-        raise RuntimeError(f"{env.world_size} ranks from {env.source} but {' and '.join(missing)} not set")
+        hint = (": start the job with `sbatch slurm/train.sh`, or export MASTER_ADDR=$(python -m "
+                "avvp_dist.launch.rendezvous) and a MASTER_PORT before srun") if env.source == "slurm" else ""
+        raise RuntimeError(f"{env.world_size} ranks from {env.source} but {' and '.join(missing)} not set{hint}")
     out.update(MASTER_ADDR=addr, MASTER_PORT=str(port))
     return out
 

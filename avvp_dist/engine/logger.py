@@ -5,6 +5,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 
 class RunLogger:
     """Rank 0 writes; other ranks get a logger that does nothing."""
@@ -36,6 +38,17 @@ class RunLogger:
             for k, v in values.items():
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def train_step(self, step: int, samples: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], write: bool,
+                   **extra) -> float:
+        """One optimizer step's record: on the steps that `write`, the loss and every term in one
+        host read, with `extra` plain values (lr, epoch, ...); returns samples/s as `step`."""
+        values = {}
+        if write:
+            named = {"loss": loss, **terms}
+            numbers = torch.stack([v.detach().to(loss.device, torch.float64).reshape(()) for v in named.values()])
+            values = {**dict(zip(named, numbers.tolist())), **extra}
+        return self.step(step, samples, values, write)
 
     def step(self, step: int, samples: int, values: dict, write: bool) -> float:
         """Advance the bar; returns samples/s since the last call that wrote."""

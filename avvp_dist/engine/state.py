@@ -17,8 +17,7 @@ class TrainState:
 
     step: optimizer steps applied (an fp16 overflow step is not): the lr schedule, the EMA,
         the method's ramp, logging, validation and checkpoints follow it.
-    micro_step: micro-batches drawn from the stream, finite loss or not (1-based in
-        `train.debug_nan_steps`).
+    micro_step: micro-batches drawn from the stream, finite loss or not.
     nan_skips: micro-batches skipped for a non-finite loss, in all.
     consecutive_nan: non-finite losses in a row now; not saved, a resumed run counts afresh.
     """

@@ -1,19 +1,16 @@
-"""Per-dataset specs: reading (the data layer's `DataSpec`) and evaluating one dataset.
+"""The evaluation layer's dataset registry: reading (the data layer's `DataSpec`) and evaluating one dataset.
 
 Nothing in eval, engine or the CLI compares dataset names: they look the spec up by the
-name a shard manifest or a model checkpoint records. A third dataset is one
-`register_dataset(DatasetSpec(...))`, made of the functions below for its own format.
+name a shard manifest or a model checkpoint records. Each dataset is one module that calls
+`register_dataset(DatasetSpec(...))` once (`avvp_dist/datasets/llp.py`, `unav100.py`; a
+dataset of one's own: `tests/toy_dataset.py`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from avvp_dist.data import datasets as data_datasets
-from avvp_dist.data.datasets import DataSpec, register_data
-from avvp_dist.eval.events import llp_events, unav_events
-from avvp_dist.eval.report import llp_calibration, llp_report, llp_timeline, unav_report, unav_timeline
-from avvp_dist.eval.tables import format_unav_table, llp_tables
+from avvp_dist.data.datasets import DataSpec, load_builtin, register_data
 
 
 @dataclass(frozen=True)
@@ -57,11 +54,8 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
 
 def dataset_spec(name: str) -> DatasetSpec:
     if name not in _SPECS:
+        load_builtin()
+    if name not in _SPECS:
         raise ValueError(f"no evaluation spec for dataset {name!r}; registered: {sorted(_SPECS)}")
     return _SPECS[name]
 
-
-LLP = register_dataset(DatasetSpec(data_datasets.LLP, "seg_type", llp_report, llp_tables, llp_timeline, llp_events,
-                                   llp_calibration))
-UNAV100 = register_dataset(DatasetSpec(data_datasets.UNAV100, "map_mean", unav_report, format_unav_table,
-                                       unav_timeline, unav_events))

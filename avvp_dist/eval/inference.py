@@ -22,10 +22,11 @@ def predict(model: torch.nn.Module, batches) -> dict:
     keys, P, p, p_a, p_v, meta = [], [], [], [], [], []
     device = next(model.parameters()).device
     for batch in batches:
-        out = model({k: v.to(device) for k, v in batch["features"].items()}, batch["mask"].to(device))
-        lengths = batch["mask"].sum(1).tolist()
-        keys += batch["keys"]
-        meta += batch["meta"]
+        on_device = batch.to(device)
+        out = model(on_device.features, on_device.mask)
+        lengths = batch.mask.sum(1).tolist()
+        keys += batch.keys
+        meta += batch.meta
         P += [out.P[i, :n].float().cpu().numpy() for i, n in enumerate(lengths)]
         for dst, x in ((p, out.p), (p_a, out.p_a), (p_v, out.p_v)):
             dst.append(x.float().cpu().numpy())

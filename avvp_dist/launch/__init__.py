@@ -1,1 +1,1 @@
-"""Launchers: accelerate recipes, submitit, sbatch helpers. All end in `engine.trainer.train`."""
+"""Launchers: accelerate recipes, submitit, sbatch helpers, the SLURM dry run. All end in `entry.train_command`."""

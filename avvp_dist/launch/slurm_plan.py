@@ -13,14 +13,15 @@ import shlex
 import sys
 
 from avvp_dist.distributed.env import discover, rendezvous, threads_per_rank
-from avvp_dist.distributed.hostlist import expand_hostlist
+from avvp_dist.launch.hostlist import expand_hostlist, slurm_rendezvous
 
 SHOWN = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_NNODES", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE",
          "SLURM_CPUS_PER_TASK", "SLURM_GPUS_PER_NODE", "OMP_NUM_THREADS")
 
 
 def task_environments(environ: dict) -> list[list[dict]]:
-    """Per node, per local task: the job environment plus what srun sets for that task."""
+    """Per node, per local task: the job environment, the rendezvous the batch script exports,
+    and what srun sets for that task."""
     hosts = expand_hostlist(environ["SLURM_JOB_NODELIST"])
     nodes = int(environ.get("SLURM_NNODES", len(hosts)))
     if nodes != len(hosts):
@@ -28,13 +29,14 @@ def task_environments(environ: dict) -> list[list[dict]]:
                          f"names {len(hosts)} host(s)")
     per_node = int(environ["SLURM_NTASKS_PER_NODE"].split("(")[0])
     world = nodes * per_node
+    addr, port = slurm_rendezvous(environ)  # what the batch script exports to every task
     plan = []
     for n, host in enumerate(hosts):
         tasks = []
         for local in range(per_node):
             env = dict(environ, SLURM_PROCID=str(n * per_node + local), SLURM_LOCALID=str(local),
                        SLURM_NODEID=str(n), SLURM_NTASKS=str(world), SLURMD_NODENAME=host,
-                       SLURM_STEP_NODELIST=environ["SLURM_JOB_NODELIST"],
+                       SLURM_STEP_NODELIST=environ["SLURM_JOB_NODELIST"], MASTER_ADDR=addr, MASTER_PORT=str(port),
                        SLURM_TASKS_PER_NODE=f"{per_node}(x{nodes})" if nodes > 1 else str(per_node))
             tasks.append(env)
         plan.append(tasks)

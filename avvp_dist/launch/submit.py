@@ -11,7 +11,7 @@ resolve) and every task uses it.
 
 Preemption and time-outs: SLURM (or the local executor) sends SIGUSR2 before the end. The
 trainer's handler only sets a flag; at the next step boundary the ranks agree on what was
-asked (engine.signals), every rank saves its part of the checkpoint and leaves training;
+asked (engine.stop), every rank saves its part of the checkpoint and leaves training;
 then every rank hands the preemption signal to submitit's own handler; rank 0's
 which calls `TrainJob.checkpoint()` (the same job: it resumes from the latest complete
 checkpoint of its run folder) and requeues it. submitit counts a signal as a time-out once
@@ -29,7 +29,10 @@ from pathlib import Path
 
 import submitit
 
-from avvp_dist.engine.signals import EXIT_PREEMPTED, EXIT_TERMINATED, preemption_signal
+from avvp_dist.config import load_config
+from avvp_dist.engine.record import history
+from avvp_dist.engine.stop import EXIT_PREEMPTED, EXIT_TERMINATED, preemption_signal
+from avvp_dist.launch.entry import train_command
 from avvp_dist.launch.rendezvous import ADDR_VARIABLE, setup_line
 
 
@@ -78,9 +81,6 @@ class TrainJob(submitit.helpers.Checkpointable):
         self.overrides = list(overrides)
 
     def __call__(self) -> dict:
-        from avvp_dist.config import load_config
-        from avvp_dist.engine.trainer import build_trainer, run_to_end
-
         # the job is the launcher: rank, world and rendezvous come from the allocation, never from
         # variables another launcher left in the submitting process (SLURM exports its environment)
         for name in LAUNCHER_VARIABLES:
@@ -88,11 +88,12 @@ class TrainJob(submitit.helpers.Checkpointable):
         dist_env = submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and os.environ.get(ADDR_VARIABLE):
             os.environ["MASTER_ADDR"] = os.environ[ADDR_VARIABLE]  # set by the batch script's setup line
-        cfg = load_config(self.config, [*self.overrides, "train.resume=auto"])
-        trainer = build_trainer(cfg)
-        code = run_to_end(trainer)
+        overrides = [*self.overrides, "train.resume=auto"]
+        code = train_command(self.config, overrides, prog="avvp-dist submit")
+        run_dir = Path(load_config(self.config, overrides).run_dir)
+        ends = [e for e in history(run_dir) if e["event"] == "end"] if (run_dir / "history.jsonl").is_file() else []
         result = {"status": "finished", "rank": dist_env.rank, "world_size": dist_env.world_size,
-                  "run_dir": str(cfg.run_dir), "step": trainer.step}
+                  "run_dir": str(run_dir), "step": ends[-1]["step"] if ends else None}
         # the kind every rank agreed on, so a rank that was not signalled itself acts the same
         if code == EXIT_PREEMPTED:
             # submitit's handler (back in place): rank 0 checkpoints the submission and
@@ -101,7 +102,9 @@ class TrainJob(submitit.helpers.Checkpointable):
             return {**result, "status": f"preempted ({preemption_signal().name}) after a checkpoint"}
         if code == EXIT_TERMINATED:  # SIGTERM: a checkpoint, no requeue
             return {**result, "status": "stopped by SIGTERM after a checkpoint; not requeued"}
-        metrics = Path(cfg.run_dir) / "eval_test" / "metrics.json"
+        if code != 0:  # the job fails; the reason is in its log (train_command printed it)
+            raise RuntimeError(f"training ended with exit code {code}; the job's log says why")
+        metrics = run_dir / "eval_test" / "metrics.json"
         if dist_env.rank == 0 and metrics.exists():
             result["test"] = {name: rep["metrics"] for name, rep in json.loads(metrics.read_text())["models"].items()}
         return result

@@ -24,11 +24,11 @@ class TeacherConfig:
     decay: float = 0.999  # ~1000-step horizon: slow enough to denoise, fast enough to follow
     warmup: bool = True  # min(decay, (1 + k) / (10 + k)): early steps follow the student closely
     # foreach: torch._foreach_lerp_ over the parameters (timm's ModelEmaV3), fp32 copies of a
-    # low-precision student; flat: the teacher in flat buffers laid out like the student, one
-    # lerp (or, with method.pseudo.backend=auto on CUDA, one Triton kernel) per contiguous run.
-    # foreach by measurement: 1.24 ms against 1.37 ms for HAN on CPU (benchmarks/RESULTS.md);
-    # the Triton kernel has not run on a GPU yet.
+    # low-precision student; flat: the student's parameters made views into flat buffers (only
+    # then) and the teacher laid out the same way, one lerp or Triton kernel per contiguous run.
+    # foreach is the faster on CPU (benchmarks/RESULTS.md); flat is timed beside it on GPUs.
     ema: Literal["foreach", "flat"] = "foreach"
+    backend: Literal["auto", "torch", "triton"] = "auto"  # the flat update's kernel: Triton on CUDA, torch on CPU
 
 
 @dataclass
@@ -46,7 +46,7 @@ class PseudoConfig:
     # labelled-class segments below tau_low (and not positive) become negatives, per modality
     tau_low: float = 0.3  # as good as 0.5 in the first tuning runs, 0.5 at weight 2 worse (docs/accuracy.md)
     weight: float = 1.0  # lambda_p: same scale as the weak loss
-    backend: Literal["auto", "torch", "triton"] = "auto"  # Triton on CUDA, torch on CPU
+    backend: Literal["auto", "torch", "triton"] = "auto"  # the mask kernel: Triton on CUDA, torch on CPU
 
 
 @dataclass

@@ -7,9 +7,12 @@ DeepSpeed takes over ranks equals the gradient of one process holding the global
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from avvp_dist.data.batch import Batch
 from avvp_dist.distributed.collectives import all_reduce_sum, gather_rows, world_size
 from avvp_dist.kernels import PseudoMasks, pseudo_masks
 from avvp_dist.kernels.masks import topk_counts
@@ -21,6 +24,19 @@ from avvp_dist.model.output import ModelOutput
 from avvp_dist.profiling import NULL_TIMER
 
 
+@dataclass
+class StepLosses:
+    """One micro-step's objective on this rank.
+
+    loss: () the total to backpropagate (weak + lambda_p pseudo + lambda_c CMA);
+    terms: {name: () tensor}, detached, for logging (`weak`, `pseudo`, `cma`, the position
+    and pair counts, the ramp, ...), never backpropagated.
+    """
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+
+
 def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, cfg: MethodConfig) -> PseudoMasks:
     """Pseudo masks and CMA pairs from teacher probabilities (B, T, 2, C)."""
     pc = cfg.pseudo
@@ -30,13 +46,13 @@ def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor,
 
 def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks: PseudoMasks | None,
                   embed: nn.Module | None, cfg: MethodConfig, ramp: float, timer=NULL_TIMER,
-                  y_mod: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                  y_mod: torch.Tensor | None = None) -> StepLosses:
     """Loss terms of one micro-step on this rank.
 
     out: the student's outputs, probabilities in fp32; y: (B, C); valid: (B, T); masks: from the teacher (None when the pseudo
     and CMA terms are off); embed: the model's class-aware embedding head. Every rank
-    issues the same collectives whatever its number of positions. Returns `loss` (the
-    total to backpropagate) and each term, detached, for logging. timer: a
+    issues the same collectives whatever its number of positions. Returns the total to
+    backpropagate and each term, detached, for logging. timer: a
     `profiling.StepTimer` for the throughput benchmark (sections `cma`). y_mod: (B, 2, C)
     refined audio / visual labels (`refine.py`): the weak loss's modality terms use them,
     and `masks` must already be gated by them.
@@ -58,8 +74,7 @@ def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks:
     if masks is not None and cfg.cma.enabled and embed is not None:
         with timer.section("cma"):
             total = total + _cma_terms(out, masks, embed, cfg, ramp, w, terms)
-    terms["loss"] = total
-    return terms
+    return StepLosses(total, terms)
 
 
 def _cma_terms(out: ModelOutput, masks: PseudoMasks, embed: nn.Module, cfg: MethodConfig, ramp: float, w: int,
@@ -116,26 +131,41 @@ def modality_labels(teacher: nn.Module, teacher_out: ModelOutput, valid: torch.T
     return refine_labels(y, partner, p_own, p_swap, ratio)
 
 
-def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg: MethodConfig, step: int,
-                timer=NULL_TIMER) -> dict[str, torch.Tensor]:
+def _masks(out: ModelOutput, t_out: ModelOutput | None, batch: Batch, y_mod: torch.Tensor | None,
+           cfg: MethodConfig) -> PseudoMasks:
+    """Pseudo positives and CMA pairs from the teacher (or the student's own detached
+    predictions), the external segment labels, or both; gated by the refined labels."""
+    masks = None
+    if cfg.masks_from_teacher:
+        P = t_out.P if t_out is not None else out.P.detach()
+        masks = teacher_masks(P, batch.labels, batch.mask, cfg)
+    if cfg.needs_external:
+        ext = external_masks(batch.segment_labels, batch.labels, batch.mask)
+        masks = ext if masks is None else union_masks(masks, ext)
+    if y_mod is not None:
+        masks = refine_masks(masks, batch.labels, y_mod, batch.mask)
+    return masks
+
+
+def step_losses(student: nn.Module, teacher: nn.Module | None, batch: Batch, cfg: MethodConfig, step: int,
+                timer=NULL_TIMER, embed: nn.Module | None = None) -> StepLosses:
     """One micro-step: student forward, teacher masks (once the ramp has started), loss terms.
 
-    student: the model, or a wrapper of it with `.module` (a DeepSpeed engine); its
-    class-aware embedding head serves the CMA term. teacher: the fp32 EMA teacher in eval
-    mode, run without gradient, or None (masks then come from the student's own detached
-    predictions). batch: from `ShardStream` (`features` {name: (B, T, D)} in the student's
-    precision, `mask` (B, T), `labels` (B, C), and with `method.pseudo.source` external or
-    both `segment_labels` (B, T, 2, C)); step: optimizer steps taken. All ranks share
-    `step`, so they all take the same branches and collectives. timer: sections
+    student: the model, or its wrapper (a DeepSpeed engine) whose forward is the model's.
+    teacher: the fp32 EMA teacher in eval mode, run without gradient, or None (masks then
+    come from the student's own detached predictions). batch: on the training device,
+    features in the student's precision (`Batch.to`); with `method.pseudo.source` external or
+    both it carries `segment_labels`. step: optimizer steps taken; all ranks share it, so they
+    all take the same branches and collectives. embed: the class-aware embedding head the CMA
+    term reads (the model's `embed`; None: `student.embed`). timer: sections
     `student_forward`, `teacher_forward`, `masks`, `cma` for the throughput benchmark.
     The one place where precision changes: student probabilities and teacher inputs go to fp32.
     """
-    x, valid, y = batch["features"], batch["mask"], batch["labels"]
+    x, valid, y = batch.features, batch.mask, batch.labels
     with timer.section("student_forward"):
         out = student(x, valid).float()
     ramp = cfg.ramp(step)
     masks = y_mod = t_out = None
-    # masks (pseudo positives, CMA pairs) from the teacher, the external labels, or both
     if ramp > 0 and teacher is not None and (cfg.masks_from_teacher or cfg.refine.enabled):
         with timer.section("teacher_forward"):
             x32 = {k: v.float() for k, v in x.items()}
@@ -145,18 +175,12 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: dict, cfg:
                 y_mod = modality_labels(teacher, t_out, valid, y, cfg)
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
         with timer.section("masks"):
-            if cfg.masks_from_teacher:
-                P = t_out.P if t_out is not None else out.P.detach()
-                masks = teacher_masks(P, y, valid, cfg)
-            if cfg.needs_external:
-                ext = external_masks(batch["segment_labels"], y, valid)
-                masks = ext if masks is None else union_masks(masks, ext)
-            if y_mod is not None:
-                masks = refine_masks(masks, y, y_mod, valid)
-    embed = getattr(student, "module", student).embed if cfg.cma.enabled else None
-    terms = method_losses(out, y, valid, masks, embed, cfg, ramp, timer, y_mod)
+            masks = _masks(out, t_out, batch, y_mod, cfg)
+    if cfg.cma.enabled and embed is None:
+        embed = student.embed
+    result = method_losses(out, y, valid, masks, embed if cfg.cma.enabled else None, cfg, ramp, timer, y_mod)
     if y_mod is not None:  # share of the labels dropped from each modality, for the log
         dropped = (y.bool()[:, None] & ~y_mod.bool()).sum((0, 2)) / y.sum().clamp_min(1)
-        terms["refined_audio"], terms["refined_visual"] = dropped
-    terms["ramp"] = torch.tensor(ramp)
-    return terms
+        result.terms["refined_audio"], result.terms["refined_visual"] = dropped
+    result.terms["ramp"] = torch.tensor(ramp)
+    return result

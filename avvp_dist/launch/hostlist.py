@@ -1,8 +1,8 @@
-"""SLURM host lists (`SLURM_JOB_NODELIST`), for the dry run and for tasks started without a rendezvous.
+"""SLURM host lists (`SLURM_JOB_NODELIST`), for the dry run only.
 
-A real job does not parse its host list: `slurm/train.sh` asks `scontrol show hostnames`
-once and exports the rendezvous host to every task. This parser serves the dry run (no
-cluster) and a bare `srun` task that has no MASTER_ADDR, and accepts SLURM's documented
+A real job does not parse its host list: the launcher resolves the rendezvous once per job
+(`launch.rendezvous`: the first node's NodeAddr) and exports it to every task. This parser
+serves the dry run (`launch.slurm_plan`, no cluster), and accepts SLURM's documented
 forms: plain names (`vm`), ranges and lists in brackets with zero padding kept
 (`gpu[01-03,7]`), two bracket groups in one name, the left one varying slowest as scontrol
 prints them (`rack[1-2]-n[01-02]`), text around the brackets (`a[1-2]-ib`), and
@@ -79,8 +79,9 @@ def expand_hostlist(nodelist: str) -> list[str]:
 
 
 def slurm_rendezvous(env) -> tuple[str, int]:
-    """MASTER_ADDR and MASTER_PORT of a SLURM job: the first host of the allocation and a
-    port in 20000-39999 picked by the job id (the same in every task and after a requeue)."""
+    """MASTER_ADDR and MASTER_PORT as the dry run shows them: the first host of the allocation
+    (a real job exports its NodeAddr) and the port `slurm/train.sh` picks by the job id, in
+    20000-39999 (the same in every task and after a requeue)."""
     nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST")
     if not nodelist:
         raise RuntimeError("SLURM_JOB_NODELIST is not set: cannot pick the rendezvous host")

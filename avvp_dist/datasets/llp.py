@@ -1,6 +1,6 @@
-"""Reader for LLP's published annotation CSVs (weak labels, dense audio/visual events).
+"""LLP in one place: its reader, feature releases, synthetic format and evaluation hooks.
 
-Files (tab-separated, with a header), all in one folder:
+Annotation files (tab-separated, with a header), all in one folder:
 `AVVP_train.csv`, `AVVP_val_pd.csv`, `AVVP_test_pd.csv`: `filename<TAB>event_labels`;
 `AVVP_eval_audio.csv`, `AVVP_eval_visual.csv`: `filename onset offset event_labels`.
 
@@ -8,6 +8,7 @@ Policy for the quirks of the real files (counted in `Annotations.quirks`, never 
 dense rows of ids in no split are ignored; zero-length rows and the one reversed row
 (`onset > offset`) add nothing, as `GT[c, onset:offset] = 1` does; overlapping
 rows of one class are a union; dense labels missing from the weak labels are kept as GT.
+Importing this module registers the dataset.
 """
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from avvp_dist.data.annotations import AnnotationError, Annotations, Event, VideoRecord
-from avvp_dist.data.features import FeatureSpec
+from avvp_dist.data.datasets import DataSpec
+from avvp_dist.data.features import FeatureSet, FeatureSpec
+from avvp_dist.data.synth import SynthConfig, SynthFormat, generated_events, generated_labels, video_id
+from avvp_dist.eval.datasets import DatasetSpec, register_dataset
+from avvp_dist.eval.events import llp_events
+from avvp_dist.eval.report import llp_calibration, llp_report, llp_timeline
+from avvp_dist.eval.tables import llp_tables
 
 LLP_CLASSES = [
     "Speech", "Car", "Cheering", "Dog", "Cat", "Frying_(food)", "Basketball_bounce",
@@ -170,3 +177,80 @@ def read_llp_annotations(folder: str | Path) -> Annotations:
         for split, videos in weak.items()
     }
     return Annotations("llp", list(LLP_CLASSES), splits, quirks)
+
+
+# ---- the synthetic generator's LLP format -----------------------------------------------------
+def _real_patterns(real: Annotations, classes: list[str]) -> dict[str, list[list[Event]]]:
+    """For each class, the audio/visual event patterns of the real val/test videos that have it."""
+    patterns: dict[str, list[list[Event]]] = {c: [] for c in classes}
+    for rec in real.split("val") + real.split("test"):
+        for c in set(e.label for e in rec.events):
+            patterns[c].append([e for e in rec.events if e.label == c])
+    return patterns
+
+
+def _synth_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[VideoRecord]]:
+    sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
+    taken: set[str] = set()
+
+    def new_id() -> str:
+        start = int(rng.integers(0, 30)) * 10
+        return f"{video_id(rng, taken)}_{start}_{start + 10}"
+
+    if not cfg.annotations:
+        return {
+            split: [
+                VideoRecord(new_id(), tuple(labels), float(LLP_SEGMENTS),
+                            generated_events(rng, labels, float(LLP_SEGMENTS), True, False))
+                for labels in (generated_labels(rng, classes) for _ in range(n))
+            ]
+            for split, n in sizes.items()
+        }
+    real = read_llp_annotations(cfg.annotations)
+    patterns = _real_patterns(real, classes)
+    out = {}
+    for split, n in sizes.items():
+        pool = real.split(split)
+        picks = rng.choice(len(pool), size=n, replace=n > len(pool))
+        records = []
+        for i in picks:
+            src = pool[i]
+            if src.events is not None:
+                events = list(src.events)
+            else:  # train: borrow a real audio/visual pattern of each labelled class
+                events = []
+                for c in src.labels:
+                    cand = patterns[c]
+                    events += cand[rng.integers(len(cand))] if cand else generated_events(rng, [c], 10.0, True, False)
+            records.append(VideoRecord(new_id(), src.labels, float(LLP_SEGMENTS), events))
+        out[split] = records
+    return out
+
+
+def _synth_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
+    """Feature rows per name, seconds per row, and unannotated extra events of one LLP video."""
+    return {s.name: s.steps for s in specs}, 1.0, []
+
+
+def _synth_write(out: Path, records: dict[str, list[VideoRecord]], classes: list[str]) -> None:
+    for split, name in WEAK_FILES.items():
+        with open(out / name, "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(WEAK_HEADER)
+            w.writerows([r.vid, ",".join(r.labels)] for r in records[split])
+    for modality, name in DENSE_FILES.items():
+        with open(out / name, "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(DENSE_HEADER)
+            for split in ("val", "test"):
+                for r in records[split]:
+                    w.writerows([r.vid, int(e.onset), int(e.offset), e.label] for e in r.events if e.modality == modality)
+
+
+LLP = register_dataset(DatasetSpec(
+    DataSpec("llp", tuple(LLP_CLASSES), read_llp_annotations,
+             (FeatureSet("han", LLP_FEATURES, LLP_LABELS),  # HAN's release: VGGish, ResNet-152, R(2+1)D
+              FeatureSet("valor", VALOR_FEATURES, VALOR_LABELS, folder=""),  # CLAP, CLIP, R(2+1)D
+              FeatureSet("valor_han", VALOR_HAN_FEATURES, VALOR_LABELS, folder="")), 1.0,
+             synth=SynthFormat(_synth_records, _synth_rows, _synth_write)),
+    "seg_type", llp_report, llp_tables, llp_timeline, llp_events, llp_calibration))
