@@ -1,18 +1,24 @@
 """`avvp-dist` console entry: synth, shard, train, demo, eval, submit, parse.
 
 Every subcommand takes `--config FILE.yaml` and dotted overrides (`data.batch_size=8`);
-the config is checked completely before any work starts.
+the config is checked completely before any work starts. The subcommands that need
+DeepSpeed, the evaluation or submitit import them when they run, so that `--help`, `synth`
+and `shard` start without loading them.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+import torch
 
 from avvp_dist.config import ConfigError, RunConfig, load_config
 from avvp_dist.data.annotations import SPLITS, AnnotationError
@@ -72,8 +78,6 @@ def cmd_shard(cfg: RunConfig, splits: list[str]) -> dict[str, Manifest]:
 
 def training_processes() -> int:
     """One rank per GPU; on CPU one rank per 1-2 cores (here: 2 ranks on 2+ cores)."""
-    import torch
-
     if torch.cuda.is_available():
         return torch.cuda.device_count()
     return 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -83,8 +87,6 @@ def cmd_demo(cfg: RunConfig, overrides: list[str], config: str | None) -> int:
     """The main job on the embedded synthetic data: synth -> shards -> DeepSpeed training of the
     config's preset (`ours` for the demo config; torchrun, one rank per GPU or 2 CPU ranks) -> test
     evaluation."""
-    import subprocess
-
     cfg.data.dataset = cfg.synth.dataset  # type: ignore[assignment]
     cfg.data.root = str(cmd_synth(cfg))
     cmd_shard(cfg, list(SPLITS))
@@ -93,7 +95,6 @@ def cmd_demo(cfg: RunConfig, overrides: list[str], config: str | None) -> int:
            "-m", "avvp_dist.cli", "train", *(["--config", str(config)] if config else []), *overrides,
            f"data.root={cfg.data.root}", f"data.dataset={cfg.data.dataset}"]
     if cfg.data.features is not None:
-        import json
         cmd.append("data.features=" + json.dumps([dataclasses.asdict(f) for f in cfg.data.features]))
     print(f"demo: training on {n} rank(s): {' '.join(cmd[2:])}", flush=True)
     return subprocess.run(cmd).returncode
@@ -145,8 +146,6 @@ def cmd_submit(cfg: RunConfig, args, overrides: list[str]) -> int:
 
 
 def cmd_parse(args) -> None:
-    import json
-
     from avvp_dist.eval.parse import VideoParser
 
     bad = [item for item in args.features if "=" not in item]

@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                               "cma": _PAPER_CMA},
                    "train": HAN_OPTIMIZER},
     },
-    "ours": {  # frozen 2026-11-30 from the tuning runs (seeds 0-2, 10-12), before the held-out study
+    "ours": {  # frozen from the tuning runs before the held-out study (docs/accuracy.md names the seeds)
         "common": {"model": {**_HAN_BACKBONE, "embed_dim": 128},
                    "method": {"weak": _HAN_WEAK, "teacher": _EMA, "pseudo": _PAPER_PSEUDO, "cma": _PAPER_CMA,
                               # modality label refinement by cross-video swap (after Wu & Yang, CVPR 2021)

@@ -1,6 +1,7 @@
 """Per-video feature arrays: their on-disk layout (`FeatureSpec`) and the reader (pickle disabled, checked, pooled)."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,6 @@ def feature_path(features_dir: Path, spec: FeatureSpec, vid: str, id_chars: int)
 def video_from_path(spec: FeatureSpec, path: str | Path) -> str | None:
     """The video name (or id prefix) a feature file's path encodes under `spec.file`:
     `{vid}_{name}.npy` gives the full name, `{name}/{id}.npy` the id; None if it does not match."""
-    import re
-
     parts = Path(path).parts[-(spec.file.count("/") + 1):]
     pattern = re.escape(spec.file).replace(r"\{name\}", re.escape(spec.name))
     pattern = pattern.replace(r"\{vid\}", "(?P<vid>.+)").replace(r"\{id\}", "(?P<id>.+)")

@@ -19,6 +19,8 @@ import shutil
 from pathlib import Path
 from typing import IO, Union
 
+import webdataset as wds
+
 Location = Union[str, Path]  # a URL (str) or a local path
 URL_PREFIXES = ("http://", "https://", "pipe:")
 PLACEHOLDER = "{}"
@@ -65,6 +67,4 @@ def open_location(location: Location) -> IO[bytes]:
     if location.startswith(("http://", "https://")) and shutil.which("curl") is None:
         raise FileNotFoundError(f"{location}: http(s) shard roots are read with curl (webdataset's opener), "
                                 "which is not on PATH; install curl")
-    import webdataset as wds
-
     return wds.gopen(location, "rb")

@@ -1,6 +1,7 @@
 """A raw dataset folder (annotations + per-video `.npy`) as a stream of samples for sharding."""
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -45,8 +46,6 @@ def raw_samples(records: list[VideoRecord], cfg: DataConfig, counts: Counter) ->
     is skipped and counted in `counts` (`skipped/<reason>`) with the file named in the log.
     Variable-length features whose rows disagree with the video's duration (`rows_match_duration`)
     are kept, counted (`feature_rows_off_duration`) and the first few named in the log."""
-    import logging
-
     log = logging.getLogger(__name__)
     folder, specs, labels = features_dir(cfg), cfg.feature_specs(), cfg.label_specs()
     hop = data_spec(cfg.dataset).seconds_per_row

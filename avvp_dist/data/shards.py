@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from avvp_dist.data.keys import encode_key
 from avvp_dist.data.location import Location, file_in, is_url, open_location
@@ -163,6 +164,64 @@ def sample_members(name: str, features: dict[str, np.ndarray], meta: dict,
         yield f"{key}.{name}.npy", npy_bytes(features[name].astype(dtype))
 
 
+class _FeatureStats:
+    """Per-dimension mean and std of each feature over every row written, in the shard dtype."""
+
+    def __init__(self, features: list[dict], dtype: str):
+        self.dtype = dtype
+        self.sums = {f["name"]: np.zeros((2, f["dim"])) for f in features}  # per feature: sum, sum of squares
+        self.rows = dict.fromkeys(self.sums, 0)
+
+    def add(self, feats: dict) -> None:
+        for name in self.sums:
+            x = feats[name].astype(self.dtype).astype(np.float64)  # the values the stream will read
+            self.sums[name] += (x.sum(0), (x * x).sum(0))
+            self.rows[name] += len(x)
+
+    def result(self) -> dict:
+        stats = {}
+        for name, (s1, s2) in self.sums.items():
+            n = max(self.rows[name], 1)
+            mean = s1 / n
+            std = np.sqrt(np.maximum(s2 / n - mean ** 2, 0))
+            stats[name] = {"rows": self.rows[name], "mean": mean.tolist(), "std": std.tolist()}
+        return stats
+
+
+class _ShardWriter:
+    """`<split>-NNNNN.tar` shards of `per_shard` samples each, each written to a temporary name
+    and renamed when complete."""
+
+    def __init__(self, folder: Path, split: str, per_shard: int):
+        self.folder, self.split, self.per_shard = folder, split, per_shard
+        self.shards: list[ShardInfo] = []
+        self.tar, self.count, self.digests = None, 0, []
+
+    def add(self, members: Iterable[tuple[str, bytes]]) -> None:
+        if self.tar is None:
+            self.tar = tarfile.open(self.folder / f"{self.split}-{len(self.shards):05d}.tar.tmp", "w",
+                                    format=tarfile.USTAR_FORMAT)
+            self.count = 0
+        digest = hashlib.sha256()
+        for name, data in members:
+            _add(self.tar, name, data)
+            add_member(digest, name, data)
+        self.digests.append(digest.hexdigest())
+        self.count += 1
+        if self.count == self.per_shard:
+            self.close()
+
+    def close(self) -> None:
+        if self.tar is None:
+            return
+        self.tar.close()
+        name = f"{self.split}-{len(self.shards):05d}.tar"
+        path = self.folder / name
+        os.replace(self.folder / (name + ".tmp"), path)
+        self.shards.append(ShardInfo(name, self.count, _sha256(path), path.stat().st_size, self.digests))
+        self.tar, self.digests = None, []
+
+
 def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, *, dataset: str, split: str,
                  classes: list[str], features: list[dict], dtype: str = "float16",
                  samples_per_shard: int = 256, report: dict | None = None,
@@ -175,57 +234,21 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    order = [f["name"] for f in features]
-    label_order = [f["name"] for f in labels]
-    shards: list[ShardInfo] = []
+    order = [f["name"] for f in features] + [f["name"] for f in labels]
     if progress:
-        from tqdm import tqdm
         samples = tqdm(samples, total=total, desc=f"shard {dataset}/{split}", unit="video")
-    tar, count, seen = None, 0, set()
-    sums = {f["name"]: np.zeros((2, f["dim"])) for f in features}  # per feature: sum, sum of squares
-    rows = dict.fromkeys(sums, 0)
-
-    digests: list[str] = []
-
-    def close() -> None:
-        nonlocal tar, digests
-        tar.close()
-        name = f"{split}-{len(shards):05d}.tar"
-        tmp = folder / (name + ".tmp")
-        os.replace(tmp, folder / name)
-        shards.append(ShardInfo(name, count, _sha256(folder / name), (folder / name).stat().st_size, digests))
-        tar, digests = None, []
-
+    writer, stats, seen = _ShardWriter(folder, split, samples_per_shard), _FeatureStats(features, dtype), set()
     for key, feats, meta in samples:
         if key in seen:
             raise ShardError(f"{folder}: duplicate video {key!r}")
         seen.add(key)
-        if tar is None:
-            tar = tarfile.open(folder / f"{split}-{len(shards):05d}.tar.tmp", "w", format=tarfile.USTAR_FORMAT)
-            count = 0
-        digest = hashlib.sha256()
-        for name, data in sample_members(key, feats, meta, order + label_order, dtype):
-            _add(tar, name, data)
-            add_member(digest, name, data)
-        digests.append(digest.hexdigest())
-        for name in order:
-            x = feats[name].astype(dtype).astype(np.float64)  # the values the stream will read
-            sums[name] += (x.sum(0), (x * x).sum(0))
-            rows[name] += len(x)
-        count += 1
-        if count == samples_per_shard:
-            close()
-    if tar is not None:
-        close()
-    if not shards:
+        writer.add(sample_members(key, feats, meta, order, dtype))
+        stats.add(feats)
+    writer.close()
+    if not writer.shards:
         raise ShardError(f"{folder}: no samples to write for {dataset}/{split}")
     report = {k: dict(v) if isinstance(v, dict) else v for k, v in (report or {}).items()}  # counts filled while writing
-    stats = {}
-    for name, (s1, s2) in sums.items():
-        mean = s1 / max(rows[name], 1)
-        std = np.sqrt(np.maximum(s2 / max(rows[name], 1) - mean ** 2, 0))
-        stats[name] = {"rows": rows[name], "mean": mean.tolist(), "std": std.tolist()}
-    manifest = Manifest(dataset, split, list(classes), dtype, features, shards, report, stats=stats,
+    manifest = Manifest(dataset, split, list(classes), dtype, features, writer.shards, report, stats=stats.result(),
                         labels=list(labels))
     manifest.save(folder)
     return manifest

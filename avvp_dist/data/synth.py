@@ -28,14 +28,15 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from avvp_dist.data.annotations import SPLITS, Event, VideoRecord
 from avvp_dist.data.datasets import data_spec
 from avvp_dist.data.features import FeatureSpec
 
-# 2: events stronger (strength 2 -> 4) and more video-level context (0.5 -> 1); 3: the knobs
-# feature_set, external_labels and label_noise (at their defaults the files are those of v2, byte
-# for byte: tests/test_external_labels.py); the studies of docs/accuracy.md before 2026-11-30 ran on v2
+# 2: stronger events and more video-level context; 3: the knobs feature_set, external_labels and
+# label_noise (at their defaults the files are those of v2, byte for byte:
+# tests/test_external_labels.py). Which studies ran on which version: docs/synthetic-data.md
 SYNTH_VERSION = "3"
 
 
@@ -57,8 +58,7 @@ class SynthConfig:
     # is not labelled with stay 0, as in VALOR's)
     external_labels: bool = False
     label_noise: float = 0.2
-    # v2 (frozen before the accuracy study): at strength 2 the weak baseline's segment-level
-    # Type@AV was about 31, below what HAN reaches on real LLP; at 4 it is 40-50
+    # set so that the weak baseline scores about what HAN reaches on real LLP (docs/synthetic-data.md)
     strength: float = 4.0  # event amplitude along its prototype, in noise std units
     context: float = 1.0  # video-level class context on every segment: makes MIL fire everywhere
     leakage: float = 0.35  # an event's copy in the other modality
@@ -236,7 +236,6 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool 
     planter = _Planter(cfg, specs, classes, rng)
     todo = [r for split in SPLITS for r in records[split]]
     if progress:
-        from tqdm import tqdm
         todo = tqdm(todo, desc=f"synth {cfg.dataset}", unit="video")
     for i, rec in enumerate(todo):
         rows, hop, extra = fmt.rows(cfg, rec, specs, classes, rng)

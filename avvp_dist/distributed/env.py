@@ -4,6 +4,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
 
 
 @dataclass(frozen=True)
@@ -116,11 +120,6 @@ def rendezvous(env: DistEnv, environ: dict | None = None) -> dict[str, str]:
 
 def init_distributed(env: DistEnv, timeout_s: float = 600) -> bool:
     """Starts the default process group (nccl on CUDA, gloo on CPU) at `rendezvous(env)`."""
-    from datetime import timedelta
-
-    import torch
-    import torch.distributed as dist
-
     if dist.is_initialized():
         return True
     launcher_set = "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ

@@ -22,6 +22,10 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
+from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+from deepspeed.runtime.zero.config import ZeroStageEnum
+from deepspeed.utils.tensor_fragment import fragment_address
 
 from avvp_dist.model.checkpoint import CheckpointError as ModelCheckpointError
 from avvp_dist.model.checkpoint import weights_only_load
@@ -37,10 +41,6 @@ class CheckpointError(ModelCheckpointError):
 def _safe_globals() -> list:
     """DeepSpeed's data classes in ZeRO 1/2 optimizer states: plain attribute holders
     (loss scalers, an enum, a dataclass), rebuilt without running code of theirs."""
-    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
-    from deepspeed.runtime.zero.config import ZeroStageEnum
-    from deepspeed.utils.tensor_fragment import fragment_address
-
     return [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
 
 
@@ -56,8 +56,6 @@ def safe_load(path: str | Path, map_location=None):
 def weights_only_engine(engine) -> None:
     """Makes `engine.load_checkpoint` read every file with `safe_load` (DeepSpeed's torch
     checkpoint engine loads with `weights_only=False`)."""
-    from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
-
     if type(engine.checkpoint_engine) is not TorchCheckpointEngine:
         raise CheckpointError(f"DeepSpeed chose the {type(engine.checkpoint_engine).__name__}; avvp_dist loads "
                               "checkpoints only through the torch one (weights_only=True)")

@@ -1,8 +1,12 @@
 """The DeepSpeed config of a run: batch sizes, ZeRO stage, precision, clipping."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
+from avvp_dist.config import ConfigError
 from avvp_dist.config.train import TrainConfig
 
 
@@ -38,10 +42,21 @@ def deepspeed_config(train: TrainConfig, micro_batch: int, world_size: int, prec
         cfg["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16, "loss_scale_window": 1000,
                        "hysteresis": 2, "min_loss_scale": 1}
     if train.deepspeed_json:
-        import json
-
-        cfg = _merge(cfg, json.loads(open(train.deepspeed_json).read()))
+        cfg = _merge(cfg, _overrides_file(Path(train.deepspeed_json)))
     return cfg
+
+
+def _overrides_file(path: Path) -> dict:
+    """`train.deepspeed_json`: a JSON object whose keys override the generated config."""
+    try:
+        extra = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"train.deepspeed_json: {path} does not exist") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"train.deepspeed_json: {path} cannot be read as JSON ({e})") from None
+    if not isinstance(extra, dict):
+        raise ConfigError(f"train.deepspeed_json: {path} holds a {type(extra).__name__}, not a JSON object")
+    return extra
 
 
 def _merge(base: dict, extra: dict) -> dict:

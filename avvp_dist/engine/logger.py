@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 
 class RunLogger:
@@ -25,8 +26,6 @@ class RunLogger:
             self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
         except ImportError:  # tensorboard is a dependency; a stripped install still trains
             self.tb = None
-        from tqdm import tqdm
-
         self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
 
     def record(self, kind: str, step: int, values: dict) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import deepspeed
 import torch
 import yaml
 
@@ -91,8 +92,6 @@ def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: 
     """Writes config.yaml and run.json (this start) and appends the start to history.jsonl.
     `ranks`: where each rank runs (`engine.placement.this_rank`), recorded in both; `model`:
     facts of the built model and schedule (parameter count, the step decay's interval)."""
-    import deepspeed
-
     run_dir.mkdir(parents=True, exist_ok=True)
     restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
     event = {"event": "start", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "launcher": launcher,

@@ -16,6 +16,8 @@ from typing import Literal
 
 import numpy as np
 
+from avvp_dist.eval.runs import runs
+
 
 @dataclass(frozen=True)
 class DetectionConfig:
@@ -24,8 +26,8 @@ class DetectionConfig:
     top_k_classes: int = 3  # candidate classes per video by video-level p; never fewer than 1
     # activation thresholds as fractions of the video and class's maximum AV activation
     fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    # (inner - outer) activation x p_c; "mean": inner x p_c ranks short peaks first: 8.7 / 12.0 avg mAP
-    # against 1.1 / 1.0 for "mean" on the tuning seeds (docs/accuracy.md)
+    # contrast: (inner - outer) activation x p_c; mean: inner x p_c, which ranks short peaks first
+    # and scored far lower on the tuning seeds (docs/evaluation.md)
     score: Literal["mean", "contrast"] = "contrast"
     nms_sigma: float = 0.4  # Gaussian soft-NMS per class (UnAV's ActionFormer config)
     max_per_video: int = 100  # detections kept per video, by score
@@ -38,12 +40,6 @@ class DetectionConfig:
             raise ValueError(f"fractions must lie in (0, 1], got {self.fractions}")
         if self.nms_sigma <= 0 or self.max_per_video < 1 or self.min_score < 0:
             raise ValueError("nms_sigma must be > 0, max_per_video >= 1, min_score >= 0")
-
-
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end_exclusive) of each run of True in a 1-D mask."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
 
 def _run_score(act: np.ndarray, a: int, b: int, how: str) -> float:

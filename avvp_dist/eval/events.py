@@ -5,6 +5,7 @@ import numpy as np
 
 from avvp_dist.eval.detection import detections
 from avvp_dist.eval.protocol import Protocol, binarize
+from avvp_dist.eval.runs import runs
 
 
 def llp_events(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, classes: list[str],
@@ -17,8 +18,7 @@ def llp_events(P: np.ndarray, p: np.ndarray, p_a: np.ndarray, p_v: np.ndarray, c
     events = []
     for m, pred in ((0, pa[0]), (1, pv[0])):
         for c in np.flatnonzero(pred.any(1)):
-            x = np.diff(np.concatenate([[0], pred[c], [0]]))
-            for a, b in zip(np.flatnonzero(x == 1), np.flatnonzero(x == -1)):
+            for a, b in runs(pred[c]):
                 events.append({"class": classes[c], "modality": ("audio", "visual")[m],
                                "start": float(a * seconds_per_row), "end": float(b * seconds_per_row),
                                "score": round(float(P[a:b, m, c].mean() * p[c]), 4)})

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from avvp_dist.eval.runs import run_bounds
+
 METRIC_NAMES = ["seg_a", "seg_v", "seg_av", "seg_type", "seg_event",
                 "evt_a", "evt_v", "evt_av", "evt_type", "evt_event"]
 
@@ -43,21 +45,6 @@ def segment_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.nda
         return tp, np.bitwise_count(cp).astype(np.int64) - tp, np.bitwise_count(cg).astype(np.int64) - tp
     tp = np.count_nonzero(pred & gt, axis=-1)
     return tp, np.count_nonzero(pred, axis=-1) - tp, np.count_nonzero(gt, axis=-1) - tp
-
-
-def run_bounds(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Event runs of binary rows (M, T) as (starts, ends) (M, R), R = the most runs in a row,
-    padded with empty runs (start = end = 0); runs are [start, end) in segments."""
-    M, T = x.shape
-    pad = np.zeros((M, 1), np.int8)
-    d = np.diff(np.concatenate([pad, x.astype(np.int8), pad], axis=1), axis=1)
-    rows_s, at_s = np.nonzero(d == 1)
-    rows_e, at_e = np.nonzero(d == -1)
-    k = np.arange(len(rows_s)) - np.searchsorted(rows_s, rows_s)  # index of the run within its row
-    starts = np.zeros((M, int(k.max(initial=-1)) + 1), np.int32)
-    ends = np.zeros_like(starts)
-    starts[rows_s, k], ends[rows_e, k] = at_s, at_e
-    return starts, ends
 
 
 def event_counts(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -5,10 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _runs(x: np.ndarray) -> list[tuple[int, int]]:
-    d = np.diff(np.concatenate([[0], x.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
+from avvp_dist.eval.runs import runs
 
 
 def plot_timeline(path: str | Path, title: str, classes: list[str], gt_a: np.ndarray, gt_v: np.ndarray,
@@ -25,10 +22,10 @@ def plot_timeline(path: str | Path, title: str, classes: list[str], gt_a: np.nda
     fig, axes = plt.subplots(2, 1, figsize=(9, 1.2 + 0.9 * max(1, len(shown))), sharex=True)
     for ax, name, gt, pred in ((axes[0], "audio", gt_a, pred_a), (axes[1], "visual", gt_v, pred_v)):
         for row, c in enumerate(shown):
-            for a, b in _runs(gt[c]):
+            for a, b in runs(gt[c]):
                 ax.broken_barh([(a * seconds_per_step, (b - a) * seconds_per_step)], (row - 0.4, 0.8),
                                facecolors="#9ad0a0", label="ground truth")
-            for a, b in _runs(pred[c]):
+            for a, b in runs(pred[c]):
                 ax.broken_barh([(a * seconds_per_step, (b - a) * seconds_per_step)], (row - 0.15, 0.3),
                                facecolors="#1f4e9c", label="prediction")
         ax.set_yticks(range(len(shown)), [classes[c] for c in shown] or [])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from avvp_dist.launch.entry import train_command
+
 PRECISION = {"no": "fp32", "bf16": "bf16", "fp16": "fp16"}
 
 
@@ -29,8 +31,6 @@ def accelerate_overrides(env: dict | None = None) -> list[str]:
 
 def run_recipe(default_config: str, argv: list[str]) -> int:
     """Entry of `recipes/*.py`: `[--config FILE] [overrides...]`, accelerate's choices applied first."""
-    from avvp_dist.launch.entry import train_command
-
     config = default_config
     if argv[:1] == ["--config"]:
         config, argv = argv[1], argv[2:]

