@@ -4,7 +4,8 @@
 
 EMA, on the HAN model as the engine holds it (parameters flattened into one buffer)
 and on a large synthetic model: a per-parameter Python loop, `torch._foreach_lerp_`,
-the fused flat update (`EMATeacher.update`), and the bandwidth floor (one flat 3-pass
+the teacher's two updates (`EMATeacher.update` with `ema=foreach`, the default, and with
+`ema=flat`: one lerp or, on CUDA, one Triton kernel per contiguous run), and the bandwidth floor (one flat 3-pass
 lerp over the same number of elements). Masks: the fused pass (`pseudo_masks`) against
 a plain per-video, per-class loop, for LLP-sized and UnAV-100-sized batches.
 Medians of `--repeats` after a warm-up, all measured side by side in one run. On
@@ -58,10 +59,11 @@ def copy_bandwidth(device: str, repeats: int, nbytes: int = 1 << 30) -> dict:
 def ema_rows(name: str, student: torch.nn.Module, repeats: int, device: str = "cpu") -> list[dict]:
     student = student.to(device)
     flatten_parameters_(student)
-    teacher = EMATeacher(student, decay=0.999, warmup=False)
+    teacher = EMATeacher(student, decay=0.999, warmup=False, ema="flat")  # auto: Triton on CUDA
     teacher.update(student)  # lays the teacher out like the student
-    torch_teacher = EMATeacher(student, decay=0.999, warmup=False, backend="torch")
+    torch_teacher = EMATeacher(student, decay=0.999, warmup=False, ema="flat", backend="torch")
     torch_teacher.update(student)
+    foreach_teacher = EMATeacher(student, decay=0.999, warmup=False, ema="foreach")
     s_params, t_params = list(student.parameters()), list(teacher.module.parameters())
     n = sum(p.numel() for p in s_params)
 
@@ -78,11 +80,12 @@ def ema_rows(name: str, student: torch.nn.Module, repeats: int, device: str = "c
     results = {
         "per-parameter loop": median_ms(loop, repeats),
         "torch._foreach_lerp_": median_ms(foreach, repeats),
-        "fused flat (avvp_dist)": median_ms(lambda: teacher.update(student), repeats),
+        "EMATeacher foreach (the default)": median_ms(lambda: foreach_teacher.update(student), repeats),
+        "EMATeacher flat (ema=flat)": median_ms(lambda: teacher.update(student), repeats),
         "floor: one flat lerp": median_ms(lambda: flat_t.lerp_(flat_s, 0.001), repeats),
     }
     if device != "cpu":  # auto picks Triton on CUDA; its torch back end beside it
-        results["fused flat, torch back end"] = median_ms(lambda: torch_teacher.update(student), repeats)
+        results["EMATeacher flat, torch back end"] = median_ms(lambda: torch_teacher.update(student), repeats)
     floor = results["floor: one flat lerp"]
     return [{"model": name, "params": n, "tensors": len(s_params), "method": k, "ms": v,
              "GB_s": 12 * n / (v / 1000) / 1e9, "vs_floor": v / floor} for k, v in results.items()]

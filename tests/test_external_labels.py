@@ -136,7 +136,7 @@ def test_labels_through_the_shards_into_batches(tmp_path):
     assert seen == 12
     # without external_labels the shards hold none and batches carry none
     plain = synth_and_shard(tmp_path / "plain", dataset="unav100", train=4, val=4, test=4)
-    assert "segment_labels" not in next(iter(ShardStream(plain / "train", cfg, train=False)))
+    assert next(iter(ShardStream(plain / "train", cfg, train=False))).segment_labels is None
 
 
 def test_bad_label_files_are_refused_naming_the_file(tmp_path):

@@ -43,3 +43,18 @@ def test_the_layer_map_covers_every_component():
     found = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
              if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
     assert found == set(MAY_IMPORT), found ^ set(MAY_IMPORT)
+
+
+def test_modules_and_functions_stay_small():
+    """Files of at most 400 lines, functions of at most 50 (docstring included): the size at
+    which a module or a function still reads in one sitting."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            too_long.append(f"{path.relative_to(PACKAGE.parent)}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50:
+                too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}: "
+                                f"{node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, "\n".join(too_long)
