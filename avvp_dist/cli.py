@@ -2,8 +2,8 @@
 
 Every subcommand takes `--config FILE.yaml` and dotted overrides (`data.batch_size=8`);
 the config is checked completely before any work starts. The subcommands that need
-DeepSpeed, the evaluation or submitit import them when they run, so that `--help`, `synth`
-and `shard` start without loading them.
+DeepSpeed (train, eval) or submitit (submit) import them when they run, so that `--help`,
+`synth` and `shard` start without loading them.
 """
 from __future__ import annotations
 

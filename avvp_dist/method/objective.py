@@ -132,7 +132,7 @@ def modality_labels(teacher: nn.Module, teacher_out: ModelOutput, valid: torch.T
 
 
 def _masks(out: ModelOutput, t_out: ModelOutput | None, batch: Batch, y_mod: torch.Tensor | None,
-           cfg: MethodConfig) -> PseudoMasks:
+           cfg: MethodConfig) -> PseudoMasks | None:
     """Pseudo positives and CMA pairs from the teacher (or the student's own detached
     predictions), the external segment labels, or both; gated by the refined labels."""
     masks = None
