@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 
-def ref_masks(P, y, valid, mode, gamma, tau_min, k, tau_low):
+def ref_masks(P, y, valid, mode, gamma, tau_min, k, tau_low, absent_negatives=True):
     """Straight from the definition: loops over videos, modalities, classes, segments."""
     B, T, _, C = P.shape
     pos = np.zeros((B, T, 2, C), bool)
@@ -31,7 +31,7 @@ def ref_masks(P, y, valid, mode, gamma, tau_min, k, tau_low):
                         pos[b, t, m, c] = t in hits
                         rel[b, t, m, c] = t in hits or (tau_low > 0 and vals[t] < tau_low)
                     else:
-                        rel[b, t, m, c] = True
+                        rel[b, t, m, c] = absent_negatives
     return pos, rel, pos[:, :, 0] & pos[:, :, 1]
 
 
@@ -69,18 +69,21 @@ def check_masks(backend: str, device: str) -> None:
 
     for i, (B, T, C) in enumerate(CASES):
         for mode in ("adaptive", "topk"):
-            for tau_low in (0.0, 0.2):
+            for tau_low, absent in ((0.0, True), (0.2, True), (0.0, False), (0.2, False)):
                 P, y, valid = draw_case(100 * i + len(mode), B, T, C, mode)
                 k = topk_counts(torch.from_numpy(valid), rho=0.3)
                 got = pseudo_masks(torch.from_numpy(P).to(device), torch.from_numpy(y).to(device),
                                    torch.from_numpy(valid).to(device), mode, gamma=1.2, tau_min=0.3, k=k,
-                                   tau_low=tau_low, backend=backend)
-                want = ref_masks(P, y, valid, mode, 1.2, 0.3, k.numpy(), tau_low)
+                                   tau_low=tau_low, backend=backend, absent_negatives=absent)
+                want = ref_masks(P, y, valid, mode, 1.2, 0.3, k.numpy(), tau_low, absent)
                 for name, g, w in zip(("pos", "reliable", "pairs"), got, want):
                     g = g.cpu().numpy()
                     assert g.dtype == bool and g.shape == w.shape, (name, g.shape, w.shape)
                     bad = np.argwhere(g != w)
-                    assert not len(bad), f"{backend} {mode} tau_low={tau_low} case {B, T, C}: {name} differs at {bad[:5]}"
+                    assert not len(bad), (f"{backend} {mode} tau_low={tau_low} absent_negatives={absent} "
+                                          f"case {B, T, C}: {name} differs at {bad[:5]}")
+                if not absent and tau_low == 0:  # the selected positions alone: the paper's masked BCE
+                    assert torch.equal(got.reliable, got.pos)
                 assert got.pos.any() and (~got.reliable).any() or T == 1
 
 

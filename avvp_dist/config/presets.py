@@ -1,4 +1,4 @@
-"""Named presets: what a user names when they say what they trained (`preset: han | paper | ours | valor`).
+"""Named presets: what a user names when they say what they trained (`preset: han | coleaf | paper | ours | valor`).
 
 A preset is a nested dict of model, method and optimizer values, common to every dataset
 plus a part per dataset (in its module, `DataSpec.presets`); `config.load_config` starts from it and applies the config file
@@ -32,11 +32,32 @@ _OUR_OPTIMIZER = {"optimizer": "adamw", "adam_beta1": 0.9, "schedule": "warmup_c
                   "weight_decay": 1e-4, "warmup_steps": 100, "min_lr_ratio": 0.05, "grad_clip": 1.0}
 _HAN_WEAK = {"audio_smoothing": 1.0, "visual_smoothing": 0.9}  # HAN's modality-aware label smoothing
 _EMA = {"enabled": True, "keep": False, "decay": 0.999, "warmup": True}
-_PAPER_PSEUDO = {"enabled": True, "source": "teacher", "mode": "adaptive", "gamma": 1.0, "tau_min": 0.5,
-                 "rho": 0.3, "tau_low": 0.3, "weight": 1.0}
-_PAPER_CMA = {"enabled": True, "agreement": True, "cross_video": True, "temperature": 0.1, "nce_weight": 0.5,
-              "weight": 0.1}
+# ours: per-modality masks with a floor, reliable negatives (absent classes, labelled ones below tau_low)
+_OUR_PSEUDO = {"enabled": True, "source": "teacher", "mode": "adaptive", "gamma": 1.0, "tau_min": 0.5,
+               "rho": 0.3, "tau_low": 0.3, "absent_negatives": True, "fuse": "none", "weight": 1.0}
+# ours: the agreement plus the cross-video InfoNCE, at a small weight
+_OUR_CMA = {"enabled": True, "agreement": True, "embedding": "class_aware", "cross_video": True, "temperature": 0.1,
+            "nce_weight": 0.5, "weight": 0.1}
 _OFF = {"enabled": False}
+
+# CoLeaF (Sardari et al., ECCV 2024; faeghehsardari/coleaf, nets/net_audiovisual.py, option.py,
+# main.py): its backbone at its sizes, its weak loss weights (audio 2, visual 1, video 2; HAN's
+# smoothing), Adam lr 5e-4 without weight decay, StepLR every 6 epochs x0.25, no clipping
+_COLEAF_BACKBONE = {"backbone": "coleaf", "d_model": 512, "num_layers": 1, "num_heads": 1, "ffn_dim": 512,
+                    "dropout": 0.1, "share_layers": True, "cross_attention_mix": 0.8, "visual_dropout": 0.5,
+                    "evidence_temperature": 0.8}
+_COLEAF_WEAK = {**_HAN_WEAK, "video_weight": 2.0, "audio_weight": 2.0, "visual_weight": 1.0}
+COLEAF_OPTIMIZER = {"optimizer": "adam", "adam_beta1": 0.9, "schedule": "step", "lr": 5e-4, "weight_decay": 0.0,
+                    "warmup_steps": 0, "grad_clip": 0.0, "lr_step_epochs": 6.0, "lr_step_gamma": 0.25}
+# the seed paper (arXiv 2509.14097) as its text reads (docs/method.md, the fidelity table): an EMA
+# teacher theta_T <- a theta_T + (1 - a) theta_S with no warm-up; masks from the teacher's audio and
+# visual probabilities averaged, at an adaptive threshold from the mean confidence (no floor), a BCE
+# at the selected positions only; CMA = the mean cosine distance over the pairs where both
+# modalities pass their thresholds and the video has the class; total = AVVP + pseudo + CMA
+_PAPER_EMA = {"enabled": True, "keep": False, "decay": 0.999, "warmup": False}
+_PAPER_PSEUDO = {"enabled": True, "source": "teacher", "mode": "adaptive", "gamma": 1.0, "tau_min": 0.0,
+                 "rho": 0.3, "tau_low": 0.0, "absent_negatives": False, "fuse": "mean", "weight": 1.0}
+_PAPER_CMA = {"enabled": True, "agreement": True, "embedding": "class_aware", "cross_video": False, "weight": 1.0}
 
 PRESETS: dict[str, dict[str, dict]] = {
     "han": {  # the weak baseline as HAN publishes it: no teacher, no CMA head
@@ -45,15 +66,21 @@ PRESETS: dict[str, dict[str, dict]] = {
                               "refine": _OFF, "cma": _OFF},
                    "train": HAN_OPTIMIZER},
     },
-    "paper": {  # arXiv 2509.14097's two parts, on HAN's backbone and HAN's training, nothing else
-        "common": {"model": {**_HAN_BACKBONE, "embed_dim": 128},
-                   "method": {"weak": _HAN_WEAK, "teacher": _EMA, "pseudo": _PAPER_PSEUDO, "refine": _OFF,
-                              "cma": _PAPER_CMA},
-                   "train": HAN_OPTIMIZER},
+    "coleaf": {  # CoLeaF's backbone with its weak loss and optimizer; its training extras left out (docs/method.md)
+        "common": {"model": {**_COLEAF_BACKBONE, "embed_dim": 0},
+                   "method": {"weak": _COLEAF_WEAK, "teacher": {**_EMA, "enabled": False}, "pseudo": _OFF,
+                              "refine": _OFF, "cma": _OFF},
+                   "train": COLEAF_OPTIMIZER},
+    },
+    "paper": {  # arXiv 2509.14097's two parts on CoLeaF's backbone and training, nothing else
+        "common": {"model": {**_COLEAF_BACKBONE, "embed_dim": 128},
+                   "method": {"weak": _COLEAF_WEAK, "teacher": _PAPER_EMA, "pseudo": _PAPER_PSEUDO, "refine": _OFF,
+                              "cma": _PAPER_CMA, "ramp_start": 0, "ramp_steps": 0},
+                   "train": COLEAF_OPTIMIZER},
     },
     "ours": {  # frozen from the tuning runs before the held-out study (docs/accuracy.md names the seeds)
         "common": {"model": {**_HAN_BACKBONE, "embed_dim": 128},
-                   "method": {"weak": _HAN_WEAK, "teacher": _EMA, "pseudo": _PAPER_PSEUDO, "cma": _PAPER_CMA,
+                   "method": {"weak": _HAN_WEAK, "teacher": _EMA, "pseudo": _OUR_PSEUDO, "cma": _OUR_CMA,
                               # modality label refinement by cross-video swap (after Wu & Yang, CVPR 2021)
                               "refine": {"enabled": True, "ratio_visual": 0.3, "ratio_audio": 0.0}},
                    "train": _OUR_OPTIMIZER},
@@ -63,7 +90,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                              "share_layers": True, "embed_dim": 0},
                    # VALOR sums one BCE per modality over every (segment, class): weight 2 on our mean over both
                    "method": {"weak": _HAN_WEAK, "teacher": {**_EMA, "enabled": False}, "refine": _OFF, "cma": _OFF,
-                              "pseudo": {**_PAPER_PSEUDO, "source": "external", "weight": 2.0},
+                              "pseudo": {**_OUR_PSEUDO, "source": "external", "weight": 2.0},
                               "ramp_start": 0, "ramp_steps": 0},
                    "train": {"optimizer": "adamw", "adam_beta1": 0.5, "schedule": "warmup_cosine", "lr": 1e-4,
                              "weight_decay": 1e-3, "min_lr_ratio": 0.01, "grad_clip": 1.0}},

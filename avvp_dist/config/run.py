@@ -65,6 +65,7 @@ RULES = {
     **{f"method.{k}": _UNIT for k in ("pseudo.tau_min", "pseudo.tau_low", "refine.ratio_visual", "refine.ratio_audio",
                                       "weak.audio_smoothing", "weak.visual_smoothing")},  # thresholds, label values
     **{f"method.{k}": _AT_LEAST_0 for k in ("pseudo.weight", "cma.weight", "cma.nce_weight",  # loss weights
+                                            "weak.video_weight", "weak.audio_weight", "weak.visual_weight",
                                             "ramp_start", "ramp_steps")},
     **{f"train.{k}": _AT_LEAST_0 for k in ("eval_every", "checkpoint_every", "threads", "warmup_steps",
                                            "weight_decay", "grad_clip", "plots")},
@@ -91,9 +92,13 @@ def validate(cfg: RunConfig) -> RunConfig:
         value = _get(cfg, key)
         if not ok(value):
             raise ConfigError(f"{key}: {value!r} {requirement}")
-    if cfg.method.cma.enabled and cfg.model.embed_dim == 0:
+    cma = cfg.method.cma
+    if cma.enabled and cma.embedding == "class_aware" and cfg.model.embed_dim == 0:
         raise ConfigError("method.cma.enabled: true needs the CMA embedding head, but model.embed_dim is 0 "
-                          "(set model.embed_dim > 0, or method.cma.enabled=false)")
+                          "(set model.embed_dim > 0, method.cma.embedding=segment, or method.cma.enabled=false)")
+    if cfg.method.refine.enabled and cfg.model.backbone != "han":
+        raise ConfigError(f"method.refine.enabled: true runs HAN's encoder on swapped tracks, but model.backbone is "
+                          f"{cfg.model.backbone!r} (set method.refine.enabled=false, or model.backbone=han)")
     return cfg
 
 

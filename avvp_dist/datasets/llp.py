@@ -247,10 +247,14 @@ def _synth_write(out: Path, records: dict[str, list[VideoRecord]], classes: list
                     w.writerows([r.vid, int(e.onset), int(e.offset), e.label] for e in r.events if e.modality == modality)
 
 
+# what the presets set on LLP beyond their common part (config.presets): the seed paper trains on
+# CLAP (audio) and CLIP (visual) segment features, VALOR's release
+PRESET_PARTS = {"paper": {"data": {"feature_set": "valor"}}}
+
 LLP = register_dataset(DatasetSpec(
     DataSpec("llp", tuple(LLP_CLASSES), read_llp_annotations,
              (FeatureSet("han", LLP_FEATURES, LLP_LABELS),  # HAN's release: VGGish, ResNet-152, R(2+1)D
               FeatureSet("valor", VALOR_FEATURES, VALOR_LABELS, folder=""),  # CLAP, CLIP, R(2+1)D
               FeatureSet("valor_han", VALOR_HAN_FEATURES, VALOR_LABELS, folder="")), 1.0,
-             synth=SynthFormat(_synth_records, _synth_rows, _synth_write)),
+             synth=SynthFormat(_synth_records, _synth_rows, _synth_write), presets=PRESET_PARTS),
     "seg_type", llp_report, llp_tables, llp_timeline, llp_events, llp_calibration))

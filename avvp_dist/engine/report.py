@@ -59,6 +59,26 @@ def write_profile(run: Run, timer: StepTimer, steps: int) -> None:
     (run.run_dir / "profile.json").write_text(json.dumps(record, indent=1))
 
 
+def start_notes(run: Run) -> list[str]:
+    """What a user should know at start beyond the preset line: the EMA teacher's horizon, and
+    shards whose features are not the feature set the config names."""
+    notes, tc = [], run.cfg.method.teacher
+    if run.teacher is not None:
+        horizon = round(1 / (1 - tc.decay))
+        reached = max(0, round((10 * tc.decay - 1) / (1 - tc.decay)))  # (1 + k) / (10 + k) = decay
+        warm = (f"with the warm-up min({tc.decay}, (1 + k) / (10 + k)), which reaches {tc.decay} at update "
+                f"{reached:,}" if tc.warmup else "no warm-up")
+        notes.append(f"EMA teacher: decay {tc.decay} (horizon about {horizon:,} steps), {warm}")
+    if run.cfg.data.features is None:
+        named = [s.name for s in run.cfg.data.feature_specs()]
+        held = [f["name"] for f in run.manifest.features]
+        if sorted(named) != sorted(held):
+            feature_set = run.cfg.data.feature_set or "the default"
+            notes.append(f"note: the shards hold features {held}; data.feature_set ({feature_set}) names {named}; "
+                         "training uses the shards' (write them with the feature set the preset names, docs/data.md)")
+    return notes
+
+
 def throughput_line(run: Run, seconds: float, steps: int, nan_skips: int) -> str:
     rate = steps * run.cfg.data.batch_size * run.world * run.cfg.train.grad_accum / max(seconds, 1e-9)
     return (f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s of training, without "

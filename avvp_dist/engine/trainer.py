@@ -19,7 +19,7 @@ from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.build import Run, build_run, leaving_group_on_error
 from avvp_dist.engine.logger import RunLogger
 from avvp_dist.engine.record import describe_preset, preset_record, record_end, record_start
-from avvp_dist.engine.report import evaluate_models, finish, models_of, save_models, write_profile
+from avvp_dist.engine.report import evaluate_models, finish, models_of, save_models, start_notes, write_profile
 from avvp_dist.engine.stop import NONE, STATUS, StopSignals, TrainingStopped, agree_step, clear_markers, stopped
 from avvp_dist.engine.throughput import COMPILE_WARMUP_STEPS, Throughput
 from avvp_dist.eval.datasets import dataset_spec
@@ -34,7 +34,8 @@ class Trainer:
         self.parts, self.cfg, self.state = run, run.cfg, run.state
         self.engine, self.teacher, self.rank = run.engine, run.teacher, run.rank
         self.select_metric = dataset_spec(run.manifest.dataset).select_metric
-        self.embed = run.engine.module.embed if self.cfg.method.cma.enabled else None
+        cma = self.cfg.method.cma
+        self.embed = run.engine.module.embed if cma.enabled and cma.embedding == "class_aware" else None
         device = run.engine.device
         self.dtype = next(run.engine.module.parameters()).dtype
         self.timer = StepTimer(torch.cuda.synchronize if device.type == "cuda" else None) \
@@ -59,10 +60,13 @@ class Trainer:
                  "lr_step_every": run.lr_step_every}
         record_start(run.run_dir, self.cfg, run.env.source, run.world, run.precision, run.threads, self.step,
                      run.resume, run.ranks, facts)
-        layers = ("one hybrid-attention layer per depth for both directions" if self.cfg.model.share_layers
+        layers = ("CoLeaF's backbone" if self.cfg.model.backbone == "coleaf" else
+                  "one hybrid-attention layer per depth for both directions" if self.cfg.model.share_layers
                   else "separate audio and visual layers")
         decay = f"; lr x{t.lr_step_gamma} every {run.lr_step_every} steps" if run.lr_step_every else ""
         print(f"{describe_preset(self.cfg)}; model {run.num_parameters:,} parameters ({layers}){decay}", flush=True)
+        for line in start_notes(run):
+            print(line, flush=True)
         clear_markers(run.run_dir)
 
     # ---- checkpoints ---------------------------------------------------------------

@@ -24,15 +24,16 @@ def topk_counts(valid: torch.Tensor, rho: float) -> torch.Tensor:
 
 def pseudo_masks(P: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, mode: str = "adaptive",
                  gamma: float = 1.0, tau_min: float = 0.5, k: torch.Tensor | None = None,
-                 tau_low: float = 0.0, backend: str = "auto") -> PseudoMasks:
+                 tau_low: float = 0.0, backend: str = "auto", absent_negatives: bool = True) -> PseudoMasks:
     """Masks from teacher segment probabilities.
 
     P: (B, T, 2, C) teacher probabilities (audio, visual); y: (B, C) video labels in {0, 1};
     valid: (B, T) bool. `mode="adaptive"`: positive where P >= max(tau_min, gamma * mean over
     valid t of P). `mode="topk"`: the `k[b]` (B,) highest valid segments of each class,
     ties to the lower index. Positives are gated by y and validity. Reliable negatives:
-    every valid segment of a class with y = 0, plus (when `tau_low > 0`) valid segments of
-    a labelled class with P < tau_low that are not positive.
+    every valid segment of a class with y = 0 (when `absent_negatives`), plus (when
+    `tau_low > 0`) valid segments of a labelled class with P < tau_low that are not positive.
+    With neither, the reliable positions are the positives alone.
     """
     if P.dim() != 4 or P.shape[2] != 2:
         raise ValueError(f"P must be (B, T, 2, C), got {tuple(P.shape)}")
@@ -43,8 +44,8 @@ def pseudo_masks(P: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, mode: st
     if use_triton(P, backend):
         from avvp_dist.kernels.triton_masks import pseudo_masks_triton
 
-        return PseudoMasks(*pseudo_masks_triton(P, y, valid, mode, gamma, tau_min, k, tau_low))
-    return _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low)
+        return PseudoMasks(*pseudo_masks_triton(P, y, valid, mode, gamma, tau_min, k, tau_low, absent_negatives))
+    return _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low, absent_negatives)
 
 
 def _order_keys(cols: torch.Tensor) -> torch.Tensor | None:
@@ -71,7 +72,7 @@ def _topk_select(cols: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return torch.zeros(cols.shape, dtype=torch.bool, device=cols.device).scatter_(-1, top, keep.expand_as(top))
 
 
-def _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low) -> PseudoMasks:
+def _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low, absent_negatives=True) -> PseudoMasks:
     B, T, _, C = P.shape
     v = valid[:, :, None, None]
     labelled = y.bool()[:, None, None, :]
@@ -92,6 +93,8 @@ def _pseudo_masks_torch(P, y, valid, mode, gamma, tau_min, k, tau_low) -> Pseudo
             pos[vids, :, :, cls] = sel.transpose(1, 2)
             pairs[vids, :, cls] = sel[:, 0] & sel[:, 1]
     neg = (valid[:, :, None] & ~y.bool()[:, None, :])[:, :, None, :]  # (B, T, 1, C): every segment of an absent class
+    if not absent_negatives:
+        neg = torch.zeros_like(neg)
     if tau_low > 0:
         neg = neg | (v & labelled & (P < tau_low) & ~pos)
     return PseudoMasks(pos, pos | neg, pairs)

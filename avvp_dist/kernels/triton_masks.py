@@ -9,7 +9,8 @@ import triton.language as tl
 @triton.jit
 def _masks_kernel(p_ptr, y_ptr, valid_ptr, k_ptr, pos_ptr, rel_ptr, pair_ptr,
                   T, C, gamma, tau_min, tau_low,
-                  TOPK: tl.constexpr, USE_LOW: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_C: tl.constexpr):
+                  TOPK: tl.constexpr, USE_LOW: tl.constexpr, ABSENT: tl.constexpr, BLOCK_T: tl.constexpr,
+                  BLOCK_C: tl.constexpr):
     b = tl.program_id(0)
     cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     ts = tl.arange(0, BLOCK_T)
@@ -39,7 +40,7 @@ def _masks_kernel(p_ptr, y_ptr, valid_ptr, k_ptr, pos_ptr, rel_ptr, pair_ptr,
             tau = tl.maximum(gamma * mean, tau_min)
             hit = tl.where(p >= tau[None, :], 1, 0)
         pos = hit * vt * lab
-        neg = vt * (1 - lab)
+        neg = vt * (1 - lab) * ABSENT  # every valid segment of an absent class, when asked for
         if USE_LOW:
             neg += vt * lab * tl.where(p < tau_low, 1, 0) * (1 - pos)
         tl.store(pos_ptr + offs, pos.to(tl.int8), mask=inside)
@@ -48,7 +49,7 @@ def _masks_kernel(p_ptr, y_ptr, valid_ptr, k_ptr, pos_ptr, rel_ptr, pair_ptr,
     tl.store(pair_ptr + (b * T + ts[:, None]) * C + cs[None, :], pair.to(tl.int8), mask=inside)
 
 
-def pseudo_masks_triton(P, y, valid, mode, gamma, tau_min, k, tau_low):
+def pseudo_masks_triton(P, y, valid, mode, gamma, tau_min, k, tau_low, absent_negatives=True):
     """Same contract as `masks.pseudo_masks`; P (B, T, 2, C) is made contiguous fp32."""
     B, T, _, C = P.shape
     P = P.float().contiguous()
@@ -61,5 +62,6 @@ def pseudo_masks_triton(P, y, valid, mode, gamma, tau_min, k, tau_low):
     block_c = min(32, triton.next_power_of_2(C))
     grid = (B, triton.cdiv(C, block_c))
     _masks_kernel[grid](P, y, valid8, k, pos, rel, pair, T, C, float(gamma), float(tau_min), float(tau_low),
-                        TOPK=mode == "topk", USE_LOW=tau_low > 0, BLOCK_T=triton.next_power_of_2(T), BLOCK_C=block_c)
+                        TOPK=mode == "topk", USE_LOW=tau_low > 0,
+                        ABSENT=int(absent_negatives), BLOCK_T=triton.next_power_of_2(T), BLOCK_C=block_c)
     return pos.bool(), rel.bool(), pair.bool()

@@ -13,6 +13,10 @@ from typing import Literal
 class WeakConfig:
     audio_smoothing: float = 1.0  # HAN: audio targets are the video labels as they are
     visual_smoothing: float = 0.9  # HAN: s_v = 0.9 y + 0.05, visual labels are noisier
+    # the three BCE terms' weights (HAN: 1, 1, 1; CoLeaF's main.py: video 2, audio 2, visual 1)
+    video_weight: float = 1.0
+    audio_weight: float = 1.0
+    visual_weight: float = 1.0
 
 
 @dataclass
@@ -43,8 +47,14 @@ class PseudoConfig:
     gamma: float = 1.0  # threshold at the class's mean teacher probability over the video
     tau_min: float = 0.5  # never call a segment positive below chance
     rho: float = 0.3  # top-k: ~30% of segments, about the median LLP event length
-    # labelled-class segments below tau_low (and not positive) become negatives, per modality
+    # labelled-class segments below tau_low (and not positive) become negatives, per modality (ours)
     tau_low: float = 0.3  # as good as 0.5 in the tuning runs, and safer at higher pseudo weights
+    # every valid segment of a class the video is not labelled with is a reliable negative (ours; the
+    # paper's masked BCE counts the selected positions only)
+    absent_negatives: bool = True
+    # mean: the masks come from the teacher's audio and visual probabilities averaged, one mask per
+    # (segment, class) supervising both modalities (the paper); none: each modality's own (ours)
+    fuse: Literal["none", "mean"] = "none"
     weight: float = 1.0  # lambda_p: same scale as the weak loss
     backend: Literal["auto", "torch", "triton"] = "auto"  # the mask kernel: Triton on CUDA, torch on CPU
 
@@ -62,8 +72,11 @@ class RefineConfig:
 class CMAConfig:
     # cross-modal agreement at reliable segment-class pairs
     enabled: bool = True  # on at a small weight: the best of the tuning runs
-    agreement: bool = True  # 1 - cos(e_a, e_v) over the pairs
-    cross_video: bool = True  # symmetric InfoNCE against other classes' pairs from every rank
+    agreement: bool = True  # 1 - cos(e_a, e_v) over the pairs (the paper's CMA)
+    # class_aware: e_m(t, c) = normalise((W_m h_m(t)) * u_c), one embedding per pair (our reading of
+    # "class-aware"); segment: the encoder states h_a(t), h_v(t) themselves, once per valid pair
+    embedding: Literal["class_aware", "segment"] = "class_aware"
+    cross_video: bool = True  # symmetric InfoNCE against other classes' pairs from every rank (ours)
     temperature: float = 0.1  # a common contrastive temperature for unit-norm embeddings
     nce_weight: float = 0.5  # the InfoNCE term is larger in magnitude than the agreement term
     weight: float = 0.1  # lambda_c: the best of the weights tried; a large one pulls the AV scores down

@@ -18,21 +18,27 @@ def _bce(p: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torc
 
 def weak_loss(p: torch.Tensor, p_a: torch.Tensor, p_v: torch.Tensor, y: torch.Tensor,
               audio_smoothing: float = 1.0, visual_smoothing: float = 0.9,
-              y_a: torch.Tensor | None = None, y_v: torch.Tensor | None = None) -> torch.Tensor:
-    """BCE(p, y) + BCE(p_a, s_a(y_a)) + BCE(p_v, s_v(y_v)), s(y) = a y + (1 - a) / 2; each a mean over (B, C).
+              y_a: torch.Tensor | None = None, y_v: torch.Tensor | None = None,
+              weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """w_p BCE(p, y) + w_a BCE(p_a, s_a(y_a)) + w_v BCE(p_v, s_v(y_v)), s(y) = a y + (1 - a) / 2;
+    each a mean over (B, C).
 
-    All (B, C); y_a, y_v: per-modality labels (default y, as in HAN).
+    All (B, C); y_a, y_v: per-modality labels (default y, as in HAN); weights: (w_p, w_a, w_v).
     """
     y_a = y if y_a is None else y_a
     y_v = y if y_v is None else y_v
     s_a = audio_smoothing * y_a + (1 - audio_smoothing) / 2
     s_v = visual_smoothing * y_v + (1 - visual_smoothing) / 2
-    return _bce(p, y) + _bce(p_a, s_a) + _bce(p_v, s_v)
+    terms = (_bce(p, y), _bce(p_a, s_a), _bce(p_v, s_v))
+    if weights != (1.0, 1.0, 1.0):
+        terms = tuple(w * t for w, t in zip(weights, terms))
+    return terms[0] + terms[1] + terms[2]
 
 
 @torch.no_grad()
 def weak_references(y: torch.Tensor, audio_smoothing: float = 1.0, visual_smoothing: float = 0.9,
-                    y_a: torch.Tensor | None = None, y_v: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    y_a: torch.Tensor | None = None, y_v: torch.Tensor | None = None,
+                    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor]:
     """Two yardsticks for `weak_loss` on a batch, as scalars: its floor and its prior.
 
     floor: the loss of predictions equal to the targets, i.e. the targets' entropy (0 for
@@ -43,8 +49,12 @@ def weak_references(y: torch.Tensor, audio_smoothing: float = 1.0, visual_smooth
     y_a = y if y_a is None else y_a
     y_v = y if y_v is None else y_v
     targets = (y, audio_smoothing * y_a + (1 - audio_smoothing) / 2, visual_smoothing * y_v + (1 - visual_smoothing) / 2)
-    floor = sum(_bce(t, t) for t in targets)
-    prior = sum(_bce(t.mean(0, keepdim=True).expand_as(t), t) for t in targets)
+    if weights == (1.0, 1.0, 1.0):
+        floor = sum(_bce(t, t) for t in targets)
+        prior = sum(_bce(t.mean(0, keepdim=True).expand_as(t), t) for t in targets)
+        return floor, prior
+    floor = sum(w * _bce(t, t) for w, t in zip(weights, targets))
+    prior = sum(w * _bce(t.mean(0, keepdim=True).expand_as(t), t) for w, t in zip(weights, targets))
     return floor, prior
 
 

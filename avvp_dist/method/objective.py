@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from avvp_dist.data.batch import Batch
@@ -38,10 +39,21 @@ class StepLosses:
 
 
 def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, cfg: MethodConfig) -> PseudoMasks:
-    """Pseudo masks and CMA pairs from teacher probabilities (B, T, 2, C)."""
+    """Pseudo masks and CMA pairs from teacher probabilities (B, T, 2, C).
+
+    With `pseudo.fuse=mean` (the paper) the pseudo positives come from the audio and visual
+    probabilities averaged, the same mask for both modalities, while a CMA pair still needs
+    each modality above its own threshold; with `none` every mask is per modality.
+    """
     pc = cfg.pseudo
+    P = P_teacher.detach().float()
     k = topk_counts(valid, pc.rho) if pc.mode == "topk" else None
-    return pseudo_masks(P_teacher.detach().float(), y, valid, pc.mode, pc.gamma, pc.tau_min, k, pc.tau_low, pc.backend)
+    own = pseudo_masks(P, y, valid, pc.mode, pc.gamma, pc.tau_min, k, pc.tau_low, pc.backend, pc.absent_negatives)
+    if pc.fuse == "none":
+        return own
+    fused = pseudo_masks(P.mean(2, keepdim=True).expand_as(P), y, valid, pc.mode, pc.gamma, pc.tau_min, k,
+                         pc.tau_low, pc.backend, pc.absent_negatives)
+    return PseudoMasks(fused.pos, fused.reliable, own.pairs)
 
 
 def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks: PseudoMasks | None,
@@ -58,11 +70,13 @@ def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks:
     and `masks` must already be gated by them.
     """
     y_a, y_v = (None, None) if y_mod is None else y_mod.unbind(1)
-    weak = weak_loss(out.p, out.p_a, out.p_v, y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing, y_a, y_v)
+    wc = cfg.weak
+    weights = (wc.video_weight, wc.audio_weight, wc.visual_weight)
+    weak = weak_loss(out.p, out.p_a, out.p_v, y, wc.audio_smoothing, wc.visual_smoothing, y_a, y_v, weights)
     terms = {"weak": weak.detach()}
     # what the weak term would be with perfect predictions (floor) and with the base rates only (prior)
-    terms["weak_floor"], terms["weak_prior"] = weak_references(y, cfg.weak.audio_smoothing, cfg.weak.visual_smoothing,
-                                                               y_a, y_v)
+    terms["weak_floor"], terms["weak_prior"] = weak_references(y, wc.audio_smoothing, wc.visual_smoothing, y_a, y_v,
+                                                               weights)
     total = weak
     w = world_size()
     if masks is not None and cfg.pseudo.enabled:
@@ -71,18 +85,28 @@ def method_losses(out: ModelOutput, y: torch.Tensor, valid: torch.Tensor, masks:
         pseudo = pseudo * (w / count.clamp_min(1)).to(pseudo.dtype)  # on the device: no host read
         total = total + ramp * cfg.pseudo.weight * pseudo
         terms["pseudo"], terms["pseudo_positions"] = pseudo.detach(), count
-    if masks is not None and cfg.cma.enabled and embed is not None:
+    if masks is not None and cfg.cma.enabled and (embed is not None or cfg.cma.embedding == "segment"):
         with timer.section("cma"):
             total = total + _cma_terms(out, masks, embed, cfg, ramp, w, terms)
     return StepLosses(total, terms)
 
 
-def _cma_terms(out: ModelOutput, masks: PseudoMasks, embed: nn.Module, cfg: MethodConfig, ramp: float, w: int,
-               terms: dict) -> torch.Tensor:
+def _pair_embeddings(out: ModelOutput, b: torch.Tensor, t: torch.Tensor, c: torch.Tensor, embed: nn.Module | None,
+                     cfg: MethodConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, E) unit audio and visual embeddings at the pairs (b, t, c): class-aware ones from the
+    embedding head, or (`cma.embedding=segment`) the encoder states themselves."""
+    if cfg.cma.embedding == "segment":
+        return F.normalize(out.h_a[b, t].float(), dim=-1), F.normalize(out.h_v[b, t].float(), dim=-1)
+    dtype = next(embed.parameters()).dtype  # under autocast the states are bf16 and the head fp32
+    e_a, e_v = embed(out.h_a[b, t].to(dtype), out.h_v[b, t].to(dtype), c)
+    return e_a.float(), e_v.float()
+
+
+def _cma_terms(out: ModelOutput, masks: PseudoMasks, embed: nn.Module | None, cfg: MethodConfig, ramp: float,
+               w: int, terms: dict) -> torch.Tensor:
     """The weighted CMA term (agreement and cross-video InfoNCE) at the reliable pairs."""
     b, t, c = masks.pairs.nonzero(as_tuple=True)
-    dtype = next(embed.parameters()).dtype  # under autocast the states are bf16 and the head fp32
-    e_a, e_v = (e.float() for e in embed(out.h_a[b, t].to(dtype), out.h_v[b, t].to(dtype), c))
+    e_a, e_v = _pair_embeddings(out, b, t, c, embed, cfg)
     # on the device of the data: a CPU tensor handed to an NCCL collective fails
     count = all_reduce_sum(torch.tensor(float(len(c)), dtype=torch.float64, device=e_a.device))
     scale = (w / count.clamp_min(1)).to(torch.float32)  # on the device: no host read
@@ -176,7 +200,7 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: Batch, cfg
     if ramp > 0 and (cfg.pseudo.enabled or cfg.cma.enabled):
         with timer.section("masks"):
             masks = _masks(out, t_out, batch, y_mod, cfg)
-    if cfg.cma.enabled and embed is None:
+    if cfg.cma.enabled and embed is None and cfg.cma.embedding == "class_aware":
         embed = student.embed
     result = method_losses(out, y, valid, masks, embed if cfg.cma.enabled else None, cfg, ramp, timer, y_mod)
     if y_mod is not None:  # share of the labels dropped from each modality, for the log

@@ -12,7 +12,8 @@ from torch import nn
 
 
 class HybridAttentionLayer(nn.Module):
-    """x <- norm(x + self_attn(x) + cross_attn(x, other)); x <- norm(x + ffn(x))."""
+    """x <- norm(x + self_attn(x) + cross_attn(x, other)); x <- norm(x + ffn(x)). Without the
+    cross-modal attention (`cross=False`, CoLeaF's second pass): x <- norm(x + self_attn(x))."""
 
     def __init__(self, d_model: int, num_heads: int, ffn_dim: int, dropout: float):
         super().__init__()
@@ -22,11 +23,15 @@ class HybridAttentionLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.drop_self, self.drop_cross, self.drop_ffn = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, other: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, other: torch.Tensor, pad: torch.Tensor | None, cross: bool = True) -> torch.Tensor:
         """x, other: (B, T, d); pad: (B, T) True on padded steps (ignored as keys). Returns (B, T, d)."""
-        cross = self.cross_attn(x, other, other, key_padding_mask=pad, need_weights=False)[0]
-        own = self.self_attn(x, x, x, key_padding_mask=pad, need_weights=False)[0]
-        x = self.norm1(x + self.drop_cross(cross) + self.drop_self(own))
+        if cross:
+            attended = self.cross_attn(x, other, other, key_padding_mask=pad, need_weights=False)[0]
+            own = self.self_attn(x, x, x, key_padding_mask=pad, need_weights=False)[0]
+            x = self.norm1(x + self.drop_cross(attended) + self.drop_self(own))
+        else:
+            own = self.self_attn(x, x, x, key_padding_mask=pad, need_weights=False)[0]
+            x = self.norm1(x + self.drop_self(own))
         return self.norm2(x + self.drop_ffn(self.ffn(x)))
 
 
@@ -51,10 +56,11 @@ class HANEncoder(nn.Module):
             return [(layer, layer) for layer in self.layers]
         return list(zip(self.audio_layers, self.visual_layers))
 
-    def forward(self, a: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """a, v: (B, T, d) -> (B, T, d) each."""
+    def forward(self, a: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None,
+                cross: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """a, v: (B, T, d) -> (B, T, d) each; `cross=False`: no cross-modal attention."""
         for layer_a, layer_v in self._pairs():
-            a, v = layer_a(a, v, pad), layer_v(v, a, pad)
+            a, v = layer_a(a, v, pad, cross), layer_v(v, a, pad, cross)
         return a, v
 
     def forward_one(self, a: torch.Tensor, v: torch.Tensor, pad: torch.Tensor | None, modality: int) -> torch.Tensor:

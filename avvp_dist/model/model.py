@@ -1,9 +1,10 @@
-"""AVVPModel: per-modality projections -> HAN encoder -> MMIL head (+ class-aware embeddings)."""
+"""AVVPModel: per-modality projections -> encoder -> MMIL head (+ class-aware embeddings), HAN's or CoLeaF's."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from avvp_dist.model.coleaf import CoLeaFEncoder, CoLeaFHead
 from avvp_dist.model.config import ModelConfig
 from avvp_dist.model.han import HANEncoder
 from avvp_dist.model.heads import ClassAwareEmbedding
@@ -34,19 +35,24 @@ class Standardize(nn.Module):
 
 class ModalityProjection(nn.Module):
     """Projects each feature of one modality to d and fuses them (HAN: res152 and r2plus1d
-    are projected separately, concatenated, then fused by a linear layer)."""
+    are projected separately, concatenated, then fused by a linear layer). `elu`: an ELU after
+    each projection and after the fusion (CoLeaF's fc_a, fc_v, fc_st, fc_fusion)."""
 
-    def __init__(self, dims: dict[str, int], d_model: int, standardize: bool = False):
+    def __init__(self, dims: dict[str, int], d_model: int, standardize: bool = False, elu: bool = False):
         super().__init__()
         self.names = list(dims)
         self.norm = nn.ModuleDict({n: Standardize(dim) for n, dim in dims.items()}) if standardize else None
         self.proj = nn.ModuleDict({n: nn.Linear(dim, d_model) for n, dim in dims.items()})
         self.fuse = nn.Linear(len(dims) * d_model, d_model) if len(dims) > 1 else nn.Identity()
+        self.act = nn.ELU() if elu else None
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """{name: (B, T, D_name)} -> (B, T, d)."""
         x = {n: self.norm[n](features[n]) if self.norm is not None else features[n] for n in self.names}
-        return self.fuse(torch.cat([self.proj[n](x[n]) for n in self.names], dim=-1))
+        if self.act is None:
+            return self.fuse(torch.cat([self.proj[n](x[n]) for n in self.names], dim=-1))
+        z = torch.cat([self.act(self.proj[n](x[n])) for n in self.names], dim=-1)
+        return self.act(self.fuse(z)) if len(self.names) > 1 else z
 
 
 class AVVPModel(nn.Module):
@@ -62,11 +68,17 @@ class AVVPModel(nn.Module):
         by = {m: {f["name"]: f["dim"] for f in self.features if f["modality"] == m} for m in ("audio", "visual")}
         if not by["audio"] or not by["visual"]:
             raise ValueError(f"need at least one audio and one visual feature, got {self.features}")
-        self.audio_in = ModalityProjection(by["audio"], cfg.d_model, cfg.standardize)
-        self.visual_in = ModalityProjection(by["visual"], cfg.d_model, cfg.standardize)
-        self.encoder = HANEncoder(cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.dropout,
-                                  cfg.share_layers)
-        self.head = MMILHead(cfg.d_model, num_classes)
+        coleaf = cfg.backbone == "coleaf"
+        self.audio_in = ModalityProjection(by["audio"], cfg.d_model, cfg.standardize, elu=coleaf)
+        self.visual_in = ModalityProjection(by["visual"], cfg.d_model, cfg.standardize, elu=coleaf)
+        if coleaf:
+            self.encoder = CoLeaFEncoder(cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.dropout,
+                                         cfg.cross_attention_mix)
+            self.head = CoLeaFHead(cfg.d_model, num_classes, cfg.visual_dropout, cfg.evidence_temperature)
+        else:
+            self.encoder = HANEncoder(cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ffn_dim, cfg.dropout,
+                                      cfg.share_layers)
+            self.head = MMILHead(cfg.d_model, num_classes)
         self.embed = ClassAwareEmbedding(cfg.d_model, cfg.embed_dim, num_classes) if cfg.embed_dim else None
 
     @torch.no_grad()
@@ -97,7 +109,10 @@ class AVVPModel(nn.Module):
         """
         z_a, z_v = self.project(features)
         h_a, h_v = self.encoder(z_a, z_v, None if mask is None else ~mask)
-        out = self.head(torch.stack([h_a, h_v], dim=2), mask)
+        if self.cfg.backbone == "coleaf":
+            out = self.head(h_a, h_v, mask, z_a, z_v)
+        else:
+            out = self.head(torch.stack([h_a, h_v], dim=2), mask)
         out.h_a, out.h_v, out.z_a, out.z_v = h_a, h_v, z_a, z_v
         return out
 
@@ -107,6 +122,6 @@ class AVVPModel(nn.Module):
         one video's audio with another's visual track (`z_v[partner]`): the projections are
         not computed again, and only what feeds that modality's pooled probabilities runs
         (the last encoder layer and the head for that modality). z_a, z_v: (B, T, d);
-        mask: (B, T) bool. Returns (B, C)."""
+        mask: (B, T) bool. Returns (B, C). HAN's backbone only (the refinement's)."""
         h = self.encoder.forward_one(z_a, z_v, None if mask is None else ~mask, modality)
         return self.head.modality_level(h, mask)
