@@ -3,6 +3,7 @@
     python scripts/compare_commits.py --base e33e84a            # base commit vs the working tree
     python scripts/compare_commits.py --base HEAD~3 --steps 200
     python scripts/compare_commits.py --base 9dec63e --here preset=none   # the working tree with overrides
+    python scripts/compare_commits.py --base 1f6077d --both preset=none   # both sides with overrides
 
 Each side runs `avvp-dist demo` (synthetic LLP data at the demo's sizes, shards, DeepSpeed
 training under torchrun, one rank per GPU or 2 CPU ranks) from its own source tree with the same interpreter, then every
@@ -14,6 +15,7 @@ A refactor that must not change behaviour is checked with this before it lands.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import subprocess
 import sys
@@ -67,19 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=REPO / "runs" / "compare_commits")
     p.add_argument("--here", nargs="*", default=[], help="overrides for the working tree's run only (keys the "
                    "base does not know, e.g. preset=none when the demo's config names a preset)")
+    p.add_argument("--both", nargs="*", default=[], help="overrides for both runs (e.g. preset=none)")
     args = p.parse_args(argv)
     sha = git("rev-parse", "--verify", f"{args.base}^{{commit}}")
     base_tree = args.work / f"tree-{sha[:12]}"
-    base = args.work / f"run-{sha[:12]}-{args.steps}"
+    tag = "-" + hashlib.sha256(" ".join(args.both).encode()).hexdigest()[:8] if args.both else ""
+    base = args.work / f"run-{sha[:12]}-{args.steps}{tag}"
     if not (base / "final_teacher.pt").is_file():
         git("worktree", "add", "--detach", "--force", str(base_tree), sha)
         try:
-            run_demo(base_tree, base, args.steps)
+            run_demo(base_tree, base, args.steps, args.both)
         finally:
             git("worktree", "remove", "--force", str(base_tree))
     else:
         print(f"reusing {base}", flush=True)
-    here = run_demo(REPO, args.work / f"run-worktree-{args.steps}", args.steps, args.here)
+    here = run_demo(REPO, args.work / f"run-worktree-{args.steps}", args.steps, [*args.both, *args.here])
     bad = sum(compare(base / f"final_{m}.pt", here / f"final_{m}.pt") for m in ("student", "teacher"))
     print("bit-identical" if bad == 0 else f"{bad} tensor(s) differ", flush=True)
     return 1 if bad else 0
