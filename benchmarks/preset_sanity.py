@@ -86,7 +86,7 @@ def main() -> None:
         print(f"| {r['dataset']} | {r['preset']} | {r['model']} | {r['test']:.1f} | {r['best_val']:.1f} "
               f"({r['best_step']}) | {r['val_tenth_before']:.1f} -> {r['val_end']:.1f} | "
               f"{'yes' if r['falls_in_last_tenth'] else 'no'} |")
-    (args.out / f"seed{args.seed}.json").write_text(json.dumps(rows, indent=1))
+    (args.out / f"{args.datasets.replace(',', '_')}-seed{args.seed}.json").write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
