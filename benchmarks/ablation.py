@@ -52,8 +52,11 @@ VARIANTS = {  # name -> (label, overrides); the presets set every switch of the 
     "han": ("han", ["preset=han"]),
     "han_ema": ("han + EMA teacher, evaluated only", ["preset=han", "method.teacher.enabled=true",
                                                       "method.teacher.keep=true"]),
-    "paper_adaptive": ("paper, adaptive masks", ["preset=paper", "method.pseudo.mode=adaptive"]),
-    "paper_topk": ("paper, top-k masks", ["preset=paper", "method.pseudo.mode=topk"]),
+    # the paper's method on the study's one backbone (HAN's shared layer): `paper` itself trains CoLeaF's
+    "paper_adaptive": ("paper on HAN's backbone, adaptive masks", ["preset=paper", "model.backbone=han",
+                                                                   "method.pseudo.mode=adaptive"]),
+    "paper_topk": ("paper on HAN's backbone, top-k masks", ["preset=paper", "model.backbone=han",
+                                                            "method.pseudo.mode=topk"]),
     "ours": ("ours", ["preset=ours"]),
     "external": ("han + external labels, no teacher", ["preset=han", *_pseudo("external", False)]),
     "external_ema": ("han + external labels + EMA teacher masks", ["preset=han", *_pseudo("both", True)]),
