@@ -124,6 +124,7 @@ def test_one_rank_smoke_run_of_each_preset(tmp_path, valor_shards, preset, teach
     assert f"preset {preset} with" in proc.stdout
     assert f"model {record['model']['parameters']:,} parameters" in proc.stdout
     assert record["model"]["share_layers"] is True
+    assert record["model"]["backbone"] == ("coleaf" if preset in ("coleaf", "paper") else "han")
     # the run's config.yaml loads back to the same run: the preset and the same changes
     again = load_config(run_dir / "config.yaml")
     assert again.preset == preset and again.preset_overrides == record["preset_overrides"]

@@ -40,7 +40,7 @@ class Trainer:
         self.dtype = next(run.engine.module.parameters()).dtype
         self.timer = StepTimer(torch.cuda.synchronize if device.type == "cuda" else None) \
             if self.cfg.train.profile else NULL_TIMER
-        self.clock = Throughput(0, self.cfg.train.max_steps)
+        self.clock = Throughput(0, self.cfg.train.max_steps)  # started afresh when training starts
         if run.resume is not None:
             self._restore(run.resume)
         if self.rank == 0:  # only now: a checkpoint that does not fit, or is refused, leaves the folder as it was
@@ -56,8 +56,8 @@ class Trainer:
 
     def _record_start(self) -> None:
         run, t = self.parts, self.cfg.train
-        facts = {"parameters": run.num_parameters, "share_layers": self.cfg.model.share_layers,
-                 "lr_step_every": run.lr_step_every}
+        facts = {"parameters": run.num_parameters, "backbone": self.cfg.model.backbone,
+                 "share_layers": self.cfg.model.share_layers, "lr_step_every": run.lr_step_every}
         record_start(run.run_dir, self.cfg, run.env.source, run.world, run.precision, run.threads, self.step,
                      run.resume, run.ranks, facts)
         layers = ("CoLeaF's backbone" if self.cfg.model.backbone == "coleaf" else
