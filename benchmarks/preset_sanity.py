@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from ablation import cli  # the avvp-dist call with its log and error (benchmarks/ is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = ["model.d_model=128", "model.num_heads=2", "model.ffn_dim=256", "model.embed_dim=64", "data.num_workers=0",
@@ -35,14 +34,6 @@ DATA = {  # dataset -> (data overrides, training length and validation interval,
                  "data.samples_per_shard=64", "model.standardize=true"],
                 ["train.max_steps=900", "train.eval_every=90"], "map_mean"),
 }
-
-
-def cli(*args: str, log: Path) -> None:
-    with open(log, "a") as f:
-        proc = subprocess.run([sys.executable, "-m", "avvp_dist.cli", *args], stdout=f, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if proc.returncode != 0:
-        raise SystemExit(f"avvp-dist {args[0]} failed (exit {proc.returncode}); log: {log}")
 
 
 def run(ds: str, preset: str, seed: int, out: Path) -> dict:

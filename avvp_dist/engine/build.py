@@ -67,6 +67,11 @@ class Run:
     def manifest(self) -> Manifest:
         return self.stream.manifest
 
+    @property
+    def samples_per_step(self) -> int:
+        """Videos per optimizer step over every rank: batch per rank x ranks x accumulation."""
+        return self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum
+
 
 def set_threads(requested: int) -> int:
     """Sets torch's threads for this rank (`threads_per_rank`) and returns the number."""

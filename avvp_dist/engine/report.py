@@ -46,7 +46,7 @@ def save_models(run: Run, prefix: str, step: int, extra: dict | None = None) -> 
 def write_profile(run: Run, timer: StepTimer, steps: int) -> None:
     """profile.json: median (and mean) seconds per step of each section, after a warm-up."""
     skip = max(5, steps // 10)
-    per_step = run.cfg.data.batch_size * run.world * run.cfg.train.grad_accum
+    per_step = run.samples_per_step
     measured = timer.steps[skip:]
     seconds = sum(s["step"] for s in measured)
     method = run.cfg.method
@@ -80,7 +80,7 @@ def start_notes(run: Run) -> list[str]:
 
 
 def throughput_line(run: Run, seconds: float, steps: int, nan_skips: int) -> str:
-    rate = steps * run.cfg.data.batch_size * run.world * run.cfg.train.grad_accum / max(seconds, 1e-9)
+    rate = steps * run.samples_per_step / max(seconds, 1e-9)
     return (f"throughput {rate:.1f} samples/s over {steps} steps ({seconds:.0f} s of training, without "
             f"validation and checkpoints); {nan_skips} non-finite steps skipped")
 
