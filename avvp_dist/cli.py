@@ -101,7 +101,8 @@ def cmd_demo(cfg: RunConfig, overrides: list[str], config: str | None) -> int:
 
 
 def cmd_eval(cfg: RunConfig, args) -> None:
-    from avvp_dist.distributed.env import discover, init_distributed
+    from avvp_dist.distributed.env import discover
+    from avvp_dist.distributed.group import init_distributed
     from avvp_dist.eval.run import evaluate, print_report, write_outputs
 
     env = discover()

@@ -21,9 +21,10 @@
 #
 #   sbatch --nodes=4 slurm/train.sh recipes/configs/llp.yaml data.shards=/data/llp_shards
 #   sbatch --gpus-per-node=4 --ntasks-per-node=4 --cpus-per-task=8 slurm/train.sh ...
-#        GPUs only when asked for (one task per GPU): a CPU node is never asked for any
+#        GPUs only when asked for (one task per GPU): a CPU node is never asked for any; each rank
+#        binds cuda:SLURM_LOCALID, or device 0 where --gpus-per-task=1 shows each task its own (README)
 #   slurm/train.sh --dry-run [--nodes N] [--ntasks-per-node N] [--cpus-per-task N]
-#        [--gpus-per-node G] [--nodelist 'gpu[01-04]'] [CONFIG] [key=value ...]
+#        [--gpus-per-node G] [--gpus-per-task 1] [--nodelist 'gpu[01-04]'] [CONFIG] [key=value ...]
 #        no cluster needed: prints the srun command and each task's environment per node
 #
 # Preemption and time limits: SLURM sends SIGUSR2 120 s before the end (--signal); every
@@ -41,7 +42,7 @@ set -uo pipefail
 DRY_RUN=0
 if [ "${1:-}" = --dry-run ]; then
   DRY_RUN=1; shift
-  nodes=2 tpn=2 cpus=1 gpus=0 nodelist=""
+  nodes=2 tpn=2 cpus=1 gpus=0 gpt=0 nodelist=""
   while [[ "${1:-}" == --* ]]; do
     [ $# -ge 2 ] || { echo "slurm/train.sh: $1 needs a value" >&2; exit 2; }
     case $1 in
@@ -49,6 +50,7 @@ if [ "${1:-}" = --dry-run ]; then
       --ntasks-per-node) tpn=$2 ;;
       --cpus-per-task) cpus=$2 ;;
       --gpus-per-node) gpus=$2 ;;
+      --gpus-per-task) gpt=$2 ;;
       --nodelist) nodelist=$2 ;;
       *) echo "slurm/train.sh: unknown dry-run option $1" >&2; exit 2 ;;
     esac
@@ -59,6 +61,7 @@ if [ "${1:-}" = --dry-run ]; then
     SLURM_NTASKS_PER_NODE=$tpn SLURM_NTASKS=$((nodes * tpn)) SLURM_CPUS_PER_TASK=$cpus \
     SLURM_JOB_NODELIST=${nodelist:-node[01-$(printf %02d "$nodes")]} SLURM_SUBMIT_DIR=$PWD
   if [ "$gpus" != 0 ]; then export SLURM_GPUS_PER_NODE=$gpus; fi
+  if [ "$gpt" != 0 ]; then export SLURM_GPUS_PER_TASK=$gpt; fi
 fi
 if [ -z "${SLURM_JOB_ID:-}" ]; then
   echo "slurm/train.sh: not inside a SLURM job: submit it with sbatch, or check it with --dry-run" >&2

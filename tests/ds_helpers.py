@@ -6,7 +6,8 @@ import os
 
 import torch.distributed as dist
 
-from avvp_dist.distributed.env import discover, init_distributed, rendezvous
+from avvp_dist.distributed.env import discover, rendezvous
+from avvp_dist.distributed.group import init_distributed
 
 
 @contextlib.contextmanager

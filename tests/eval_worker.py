@@ -3,7 +3,8 @@ import json
 import sys
 
 from avvp_dist.data.config import DataConfig
-from avvp_dist.distributed.env import discover, init_distributed
+from avvp_dist.distributed.env import discover
+from avvp_dist.distributed.group import init_distributed
 from avvp_dist.eval.run import evaluate
 
 args = json.load(open(sys.argv[1]))

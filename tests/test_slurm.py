@@ -120,8 +120,12 @@ def test_train_sh_dry_run_two_nodes():
                      ("2", "4", "0", "gpu07", "24242"), ("3", "4", "1", "gpu07", "24242")]
     assert "srun --kill-on-bad-exit=1" in text
     assert text.count(", 1 thread(s), CUDA device") == 4  # --cpus-per-task 1 (the dry run's default)
+    assert re.findall(r"CUDA device (\d) of the 2 it sees", text) == ["0", "1", "0", "1"]  # cuda:LOCAL_RANK
     assert "avvp_dist.cli train --config recipes/configs/llp.yaml run_dir=runs/avvp-4242 train.resume=auto " \
            "data.batch_size=16" in text
+    per_task = subprocess.run(["bash", "slurm/train.sh", "--dry-run", "--gpus-per-node", "2", "--gpus-per-task", "1"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert per_task.stdout.count("CUDA device 0 of the 1 it sees") == 4, per_task.stdout + per_task.stderr
     # a CPU dry run asks for no GPUs
     cpu = subprocess.run(["bash", "slurm/train.sh", "--dry-run", "--nodes", "1"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=60)

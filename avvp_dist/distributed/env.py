@@ -4,10 +4,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import timedelta
-
-import torch
-import torch.distributed as dist
 
 
 @dataclass(frozen=True)
@@ -116,19 +112,3 @@ def rendezvous(env: DistEnv, environ: dict | None = None) -> dict[str, str]:
         raise RuntimeError(f"{env.world_size} ranks from {env.source} but {' and '.join(missing)} not set{hint}")
     out.update(MASTER_ADDR=addr, MASTER_PORT=str(port))
     return out
-
-
-def init_distributed(env: DistEnv, timeout_s: float = 600) -> bool:
-    """Starts the default process group (nccl on CUDA, gloo on CPU) at `rendezvous(env)`."""
-    if dist.is_initialized():
-        return True
-    launcher_set = "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ
-    for name, value in rendezvous(env).items():
-        os.environ.setdefault(name, value)
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    # a lone process (no launcher) needs no TCP store: picking a free port and binding it later
-    # raced with other processes (EADDRINUSE seen in the test suite)
-    store = dist.HashStore() if env.world_size == 1 and not launcher_set else None
-    dist.init_process_group(backend, store=store, rank=env.rank, world_size=env.world_size,
-                            timeout=timedelta(seconds=timeout_s))
-    return True

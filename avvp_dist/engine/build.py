@@ -7,6 +7,7 @@ checkpoint to resume from fits this run.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from avvp_dist.config import RunConfig
 from avvp_dist.data.location import Location, folder, is_url, shard_root
 from avvp_dist.data.shards import Manifest, ShardError
 from avvp_dist.data.stream import ShardStream, label_pair
-from avvp_dist.distributed.env import DistEnv, discover, init_distributed, threads_per_rank
+from avvp_dist.distributed.env import DistEnv, discover, threads_per_rank
+from avvp_dist.distributed.group import init_distributed
 from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.ds_config import deepspeed_config, resolve_precision
 from avvp_dist.engine.placement import check_visible, this_rank
@@ -139,8 +141,11 @@ def _engine(cfg: RunConfig, model: AVVPModel, stream: ShardStream, world: int, p
     multiplier, lr_step_every = lr_lambda(t, max(1, len(stream) // t.grad_accum))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     ds = deepspeed_config(t, cfg.data.batch_size, world, precision)
-    engine, _, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
-                                                   config=ds)
+    # on a GPU, DeepSpeed takes the device bound at start (`distributed.device`): left to itself it
+    # would pick cuda:LOCAL_RANK, which does not exist where each task sees one GPU
+    args = argparse.Namespace(device_rank=torch.cuda.current_device()) if torch.cuda.is_available() else None
+    engine, _, _, scheduler = deepspeed.initialize(args=args, model=model, optimizer=optimizer,
+                                                   lr_scheduler=scheduler, config=ds)
     ckpt.weights_only_engine(engine)  # resume reads every file with weights_only=True
     if cfg.method.teacher.ema == "flat":
         flat_student(engine, t.zero_stage)

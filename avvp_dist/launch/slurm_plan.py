@@ -12,11 +12,28 @@ import os
 import shlex
 import sys
 
+from avvp_dist.distributed.device import device_index
 from avvp_dist.distributed.env import discover, rendezvous, threads_per_rank
 from avvp_dist.launch.hostlist import expand_hostlist, slurm_rendezvous
 
 SHOWN = ("SLURM_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_NNODES", "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE",
-         "SLURM_CPUS_PER_TASK", "SLURM_GPUS_PER_NODE", "OMP_NUM_THREADS")
+         "SLURM_CPUS_PER_TASK", "SLURM_GPUS_PER_NODE", "SLURM_GPUS_PER_TASK", "OMP_NUM_THREADS")
+
+
+def _gpu_count(text: str) -> int:
+    """SLURM's GPU count, `4` or `a100:4` -> 4."""
+    return int(text.rsplit(":", 1)[-1])
+
+
+def device_column(local_rank: int, environ: dict) -> str:
+    """The dry run's device column: the GPU `distributed.device.device_index` binds, from the GPUs a
+    task sees (SLURM_GPUS_PER_TASK when set, else the node's SLURM_GPUS_PER_NODE), or what stops it."""
+    per_task = environ.get("SLURM_GPUS_PER_TASK")
+    visible = _gpu_count(per_task or environ["SLURM_GPUS_PER_NODE"])
+    try:
+        return f"CUDA device {device_index(local_rank, visible)} of the {visible} it sees"
+    except (RuntimeError, ValueError) as e:
+        return f"no CUDA device: {e}"
 
 
 def task_environments(environ: dict) -> list[list[dict]]:
@@ -67,7 +84,7 @@ def describe(environ: dict, command: list[str]) -> str:
         for env in tasks:
             d = discover(env)
             r = rendezvous(d, env)
-            device = f", CUDA device {d.local_rank} of {gpus}" if gpus else ""
+            device = f", {device_column(d.local_rank, env)}" if gpus else ""
             lines.append(f"   task {env['SLURM_PROCID']}: SLURM_PROCID={env['SLURM_PROCID']} "
                          f"SLURM_LOCALID={env['SLURM_LOCALID']} SLURM_NODEID={env['SLURM_NODEID']} -> RANK={r['RANK']} "
                          f"WORLD_SIZE={r['WORLD_SIZE']} LOCAL_RANK={r['LOCAL_RANK']} MASTER_ADDR={r['MASTER_ADDR']} "
