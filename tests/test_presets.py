@@ -121,7 +121,8 @@ def test_one_rank_smoke_run_of_each_preset(tmp_path, valor_shards, preset, teach
     record = json.loads((run_dir / "run.json").read_text())
     assert record["preset"] == preset
     assert record["preset_overrides"]["train.max_steps"] == 14 and record["preset_overrides"]["model.d_model"] == 16
-    assert f"preset {preset} with" in proc.stdout
+    assert f"preset {preset}; changed by the command line: " in proc.stdout and "train.max_steps=14" in proc.stdout
+    assert record["preset_changed_by"]["train.max_steps"] == "command line"
     assert f"model {record['model']['parameters']:,} parameters" in proc.stdout
     assert record["model"]["share_layers"] is True
     assert record["model"]["backbone"] == ("coleaf" if preset in ("coleaf", "paper") else "han")

@@ -9,7 +9,9 @@ from pathlib import Path
 from conftest import synth_and_shard
 from dist_helpers import free_port
 
-TINY = ["model.d_model=16", "model.ffn_dim=16", "model.embed_dim=8", "data.batch_size=4", "data.num_workers=1",
+# data.batch_size per rank, also under a recipe file that states a global batch (train.global_batch=0)
+TINY = ["model.d_model=16", "model.ffn_dim=16", "model.embed_dim=8", "data.batch_size=4", "train.global_batch=0",
+        "data.num_workers=1",
         "train.eval_every=0", "train.plots=1", "train.log_every=1", "train.warmup_steps=2",
         "method.ramp_start=2", "method.ramp_steps=2", "method.pseudo.tau_min=0.3", "method.cma.enabled=true"]
 # AVVP_TEST_COMPILE=1: every training run of the tests with train.compile=true. Not in CI (each

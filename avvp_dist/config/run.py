@@ -45,6 +45,9 @@ class RunConfig:
     # {dotted key: value} of every model / method / train value that differs from the preset's,
     # filled by `load_config` and recorded in run.json and the reports
     preset_overrides: dict = field(default_factory=dict, init=False)
+    # {dotted key: where its value was set}: the config file's path or "command line" (the
+    # preset and the defaults are not listed); filled by `load_config`
+    sources: dict = field(default_factory=dict, init=False)
 
 
 def _in(lo: float, hi: float, closed_lo: bool = True, closed_hi: bool = True):
@@ -68,7 +71,7 @@ RULES = {
                                             "weak.video_weight", "weak.audio_weight", "weak.visual_weight",
                                             "ramp_start", "ramp_steps")},
     **{f"train.{k}": _AT_LEAST_0 for k in ("eval_every", "checkpoint_every", "threads", "warmup_steps",
-                                           "weight_decay", "grad_clip", "plots")},
+                                           "weight_decay", "grad_clip", "plots", "epochs", "global_batch")},
     "train.dist_timeout_s": _POSITIVE,
     "train.adam_beta1": _in(0, 1, closed_hi=False),
     "train.lr_step_epochs": _POSITIVE,
@@ -96,6 +99,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cma.enabled and cma.embedding == "class_aware" and cfg.model.embed_dim == 0:
         raise ConfigError("method.cma.enabled: true needs the CMA embedding head, but model.embed_dim is 0 "
                           "(set model.embed_dim > 0, method.cma.embedding=segment, or method.cma.enabled=false)")
+    if cfg.train.global_batch and cfg.train.grad_accum != 1:
+        raise ConfigError(f"train.grad_accum: {cfg.train.grad_accum} with train.global_batch {cfg.train.global_batch}: "
+                          "the accumulation follows from the global batch and data.batch_size (the most one rank "
+                          "holds at once); set one of them (train.grad_accum=1, or train.global_batch=0)")
     if cfg.method.refine.enabled and cfg.model.backbone != "han":
         raise ConfigError(f"method.refine.enabled: true runs HAN's encoder on swapped tracks, but model.backbone is "
                           f"{cfg.model.backbone!r} (set method.refine.enabled=false, or model.backbone=han)")
@@ -127,8 +134,17 @@ def merge(base: dict, path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
+def leaves(values: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of the values in a nested dict, `{"a": {"b": 1}}` -> ["a.b"]."""
+    out = []
+    for k, v in values.items():
+        out += leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"{prefix}{k}"]
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: type = RunConfig) -> Any:
-    """Loads YAML (if given), applies dotted overrides, and builds a checked config."""
+    """Loads YAML (if given), applies dotted overrides, and builds a checked config; a
+    `RunConfig` records where each value was set (`sources`)."""
     values: dict = {}
     if path is not None:
         path = Path(path)
@@ -140,20 +156,39 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), cls: 
             raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
         if not isinstance(values, dict):
             raise ConfigError(f"config file {path} must hold a mapping at top level")
+    sources = dict.fromkeys(leaves(values), str(path))
     for text in overrides:
-        merge(values, *parse_override(text))
+        keys, value = parse_override(text)
+        merge(values, keys, value)
+        sources[".".join(keys)] = "command line"
     if cls is not RunConfig:
         return build(cls, values)
-    return with_preset(values)
+    return with_preset(values, sources)
 
 
-def with_preset(values: dict) -> RunConfig:
+def _one_length(cfg: RunConfig) -> None:
+    """`train.epochs` and `train.max_steps` both set: the command line's replaces the file's;
+    set by the same source, an error."""
+    by_epochs, by_steps = cfg.sources.get("train.epochs"), cfg.sources.get("train.max_steps")
+    if cfg.train.epochs > 0 and by_steps is not None:
+        if by_epochs == by_steps:
+            raise ConfigError(f"train.epochs ({cfg.train.epochs}) and train.max_steps ({cfg.train.max_steps}) are both "
+                              f"set by {by_steps}: a run's length is one of them")
+        if by_steps == "command line":
+            cfg.train.epochs = 0.0
+
+
+def with_preset(values: dict, sources: dict | None = None) -> RunConfig:
     """A checked `RunConfig` from nested `values` (a config file with its overrides applied):
-    the values of `values['preset']` first, then `values` over them; records what differs."""
+    the values of `values['preset']` first, then `values` over them; records what differs
+    from the preset, and where each value was set (`sources`: {dotted key: file or "command line"})."""
     name = values.get("preset", "none")
     if name not in PRESET_NAMES:
         raise ConfigError(f"preset: {name!r} must be one of {list(PRESET_NAMES)}")
     dataset = (values.get("data") or {}).get("dataset", DataConfig.dataset)
-    cfg = validate(build(RunConfig, merge_into(preset_values(name, dataset), values)))
+    cfg = build(RunConfig, merge_into(preset_values(name, dataset), values))
+    cfg.sources = dict(sources or {})
+    _one_length(cfg)
+    cfg = validate(cfg)
     cfg.preset_overrides = differences(cfg)
     return cfg

@@ -7,7 +7,14 @@ from typing import Literal
 
 @dataclass
 class TrainConfig:
-    max_steps: int = 2000  # optimizer steps
+    max_steps: int = 2000  # optimizer steps (unless `epochs` is set)
+    # the run's length in passes over the training split (0: `max_steps`); with `global_batch`
+    # the same number of steps at every world size (config/scale.py)
+    epochs: float = 0.0
+    # videos per optimizer step over every rank, the same at every world size: each rank takes
+    # global_batch / ranks in micro-batches of at most data.batch_size, the rest accumulated
+    # (config/scale.py); 0: data.batch_size per rank (x grad_accum), growing with the world size
+    global_batch: int = 0
     lr: float = 3e-4  # HAN's Adam learning rate
     weight_decay: float = 1e-4  # mild: the HAN model is small and the data weakly labelled
     # adamw: torch's fused AdamW (decoupled weight decay); adam: torch.optim.Adam, HAN's optimizer
@@ -22,7 +29,7 @@ class TrainConfig:
     lr_step_epochs: float = 10.0  # HAN: StepLR(step_size=10 epochs)
     lr_step_gamma: float = 0.1  # HAN: gamma=0.1
     grad_clip: float = 1.0  # attention models spike early; clip the global norm
-    grad_accum: int = 1  # micro-steps per optimizer step
+    grad_accum: int = 1  # micro-steps per optimizer step (with global_batch: derived, leave at 1)
     zero_stage: int = 0  # 0, 1 or 2; the HAN model is small, ZeRO matters for large ones
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 / fp16 on GPUs, fp32 on CPU
     eval_every: int = 500  # steps between validation runs (0: only at the end)

@@ -249,7 +249,9 @@ def _synth_write(out: Path, records: dict[str, list[VideoRecord]], classes: list
 
 # what the presets set on LLP beyond their common part (config.presets): the seed paper trains on
 # CLAP (audio) and CLIP (visual) segment features, VALOR's release
-PRESET_PARTS = {"paper": {"data": {"feature_set": "valor"}}}
+# on LLP: the paper trains on VALOR's features; VALOR warms up for 10 of its 60 epochs (1,560
+# steps at its global batch of 64 on LLP's 10,000 training videos, scripts/train_valor.sh)
+PRESET_PARTS = {"paper": {"data": {"feature_set": "valor"}}, "valor": {"train": {"warmup_steps": 1560}}}
 
 LLP = register_dataset(DatasetSpec(
     DataSpec("llp", tuple(LLP_CLASSES), read_llp_annotations,

@@ -8,6 +8,7 @@ checkpoint to resume from fits this run.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import deepspeed
 import torch
 
 from avvp_dist.config import RunConfig
+from avvp_dist.config.scale import BatchPlan, batch_plan, run_length
 from avvp_dist.data.location import Location, folder, is_url, shard_root
 from avvp_dist.data.shards import Manifest, ShardError
 from avvp_dist.data.stream import ShardStream, label_pair
@@ -35,12 +37,18 @@ from avvp_dist.model.model import AVVPModel
 class Run:
     """Everything a training run holds once built.
 
+    cfg: the config resolved for this world size (`data.batch_size` the micro-batch per rank,
+    `train.grad_accum` and `train.max_steps` as they follow from the global batch and the
+    epochs, config/scale.py); asked: the config as loaded; plan: the batch of one step;
     record: what a checkpoint of this run must fit (model config, features, classes, dataset,
     world size); resume: the checkpoint to resume from, checked against it, or None;
     lr_step_every: the step schedule's interval in optimizer steps (None for cosine).
     """
 
     cfg: RunConfig
+    asked: RunConfig
+    plan: BatchPlan
+    steps_per_epoch: int
     env: DistEnv
     threads: int
     run_dir: Path
@@ -71,8 +79,16 @@ class Run:
 
     @property
     def samples_per_step(self) -> int:
-        """Videos per optimizer step over every rank: batch per rank x ranks x accumulation."""
-        return self.cfg.data.batch_size * self.world * self.cfg.train.grad_accum
+        """Videos per optimizer step over every rank: the global batch."""
+        return self.plan.global_batch
+
+    def scale(self) -> dict:
+        """The batch and the length as they follow from the world size (run.json's `scale`)."""
+        p, t = self.plan, self.cfg.train
+        return {"global_batch": p.global_batch, "per_rank_batch": p.micro_batch, "grad_accum": p.grad_accum,
+                "world_size": p.world, "explicit_per_rank": p.explicit_per_rank,
+                "steps_per_epoch": self.steps_per_epoch, "steps": t.max_steps,
+                "epochs": round(t.max_steps / self.steps_per_epoch, 3), "epochs_asked": self.asked.train.epochs or None}
 
 
 def set_threads(requested: int) -> int:
@@ -133,12 +149,11 @@ def _model(cfg: RunConfig, manifest: Manifest, shards: Location) -> AVVPModel:
     return model
 
 
-def _engine(cfg: RunConfig, model: AVVPModel, stream: ShardStream, world: int, precision: str):
+def _engine(cfg: RunConfig, model: AVVPModel, steps_per_epoch: int, world: int, precision: str):
     """(DeepSpeed engine, lr scheduler, the step decay's interval) around `model`."""
     t = cfg.train
     optimizer = make_optimizer(model.parameters(), t.optimizer, t.lr, t.weight_decay, t.adam_beta1)
-    # the step schedule counts epochs in optimizer steps: batches per epoch on a rank / accumulation
-    multiplier, lr_step_every = lr_lambda(t, max(1, len(stream) // t.grad_accum))
+    multiplier, lr_step_every = lr_lambda(t, steps_per_epoch)  # the step schedule counts epochs in optimizer steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     ds = deepspeed_config(t, cfg.data.batch_size, world, precision)
     # on a GPU, DeepSpeed takes the device bound at start (`distributed.device`): left to itself it
@@ -160,14 +175,36 @@ def _teacher(cfg: RunConfig, engine) -> EMATeacher | None:
     return EMATeacher(engine.module, tc.decay, tc.warmup, tc.backend, tc.ema)
 
 
-def _build(cfg: RunConfig, env: DistEnv, threads: int) -> Run:
-    run_dir = Path(cfg.run_dir)
-    shards = shard_root(cfg.data.shards, run_dir / "shards")
+def _resolved(cfg: RunConfig, micro_batch: int, grad_accum: int, max_steps: int) -> RunConfig:
+    """A copy of `cfg` with the values the world size decides (the record of sources kept)."""
+    out = copy.copy(cfg)
+    out.data = dataclasses.replace(cfg.data, batch_size=micro_batch)
+    out.train = dataclasses.replace(cfg.train, grad_accum=grad_accum, max_steps=max_steps)
+    return out
+
+
+def scaled(asked: RunConfig, shards: Location, rank: int, world: int) -> tuple[RunConfig, BatchPlan, ShardStream, int]:
+    """(the config resolved for `world` ranks, the batch plan, this rank's training stream, the
+    epoch's length in optimizer steps): the per-rank micro-batch and the accumulation from the
+    global batch, then the length from the epochs (config/scale.py). For a fixed global batch
+    an epoch is the same number of steps at every world size."""
+    plan = batch_plan(asked.train.global_batch, asked.data.batch_size, asked.train.grad_accum, world)
+    cfg = _resolved(asked, plan.micro_batch, plan.grad_accum, asked.train.max_steps)
+    stream = ShardStream(folder(shards, "train"), cfg.data, rank, world, cfg.seed)
+    steps_per_epoch = max(1, len(stream) // plan.grad_accum)
+    cfg = _resolved(cfg, plan.micro_batch, plan.grad_accum,
+                    run_length(cfg.train.epochs, cfg.train.max_steps, steps_per_epoch))
+    return cfg, plan, stream, steps_per_epoch
+
+
+def _build(asked: RunConfig, env: DistEnv, threads: int) -> Run:
+    run_dir = Path(asked.run_dir)
+    shards = shard_root(asked.data.shards, run_dir / "shards")
     # every rank sees the run folder and the shards, or the job stops naming the node that does not
     ranks = check_visible(run_dir, shards, this_rank(env, threads))
-    precision = resolve_precision(cfg.train.precision)
-    torch.manual_seed(cfg.seed)
-    stream = ShardStream(folder(shards, "train"), cfg.data, env.rank, env.world_size, cfg.seed)
+    precision = resolve_precision(asked.train.precision)
+    torch.manual_seed(asked.seed)
+    cfg, plan, stream, steps_per_epoch = scaled(asked, shards, env.rank, env.world_size)
     _check_shards(cfg, shards, stream.manifest)
     model = _model(cfg, stream.manifest, shards)
     num_parameters = sum(p.numel() for p in model.parameters())
@@ -177,13 +214,14 @@ def _build(cfg: RunConfig, env: DistEnv, threads: int) -> Run:
     resume = ckpt.find_resume(run_dir, cfg.train.resume)
     if resume is not None:  # before anything is loaded or written
         ckpt.check_fits(resume, record)
-    engine, scheduler, lr_step_every = _engine(cfg, model, stream, env.world_size, precision)
+    engine, scheduler, lr_step_every = _engine(cfg, model, steps_per_epoch, env.world_size, precision)
     teacher = _teacher(cfg, engine)
     if cfg.train.compile:  # in place: the same parameters, the same state_dict keys
         engine.module.compile()
         if teacher is not None:
             teacher.module.compile()
-    return Run(cfg, env, threads, run_dir, shards, ranks, precision, stream, engine, scheduler, teacher,
+    return Run(cfg, asked, plan, steps_per_epoch, env, threads, run_dir, shards, ranks, precision, stream, engine,
+               scheduler, teacher,
                TrainState(stream, teacher), record, resume, num_parameters, lr_step_every)
 
 

@@ -74,24 +74,39 @@ def start_reason(previous: list[dict], restart_count: int) -> str:
     return f"crash (the previous start{on} recorded no end: killed, out of memory, or its node lost)"
 
 
+def changed_by(cfg) -> dict[str, str]:
+    """{dotted key: the file or "command line" that set it} for each value that differs from the preset."""
+    sources = getattr(cfg, "sources", {})
+    return {k: sources.get(k, "the code that built the config") for k in getattr(cfg, "preset_overrides", {})}
+
+
 def preset_record(cfg) -> dict:
-    """What trains: the preset and every model / method / train value that differs from it."""
-    return {"preset": cfg.preset, "preset_overrides": getattr(cfg, "preset_overrides", {})}
+    """What trains: the preset, every model / method / train value that differs from it, and
+    what changed each (the config file or the command line)."""
+    return {"preset": cfg.preset, "preset_overrides": getattr(cfg, "preset_overrides", {}),
+            "preset_changed_by": changed_by(cfg)}
 
 
 def describe_preset(cfg) -> str:
-    """`preset paper with model.d_model=64, train.lr=0.001` (or `preset paper as it is`)."""
-    changed = getattr(cfg, "preset_overrides", {})
-    return f"preset {cfg.preset}" + (" with " + ", ".join(f"{k}={v}" for k, v in changed.items()) if changed
-                                     else " as it is")
+    """`preset paper; changed by recipes/configs/llp.yaml: model.d_model=64; by the command line:
+    train.lr=0.001` (or `preset paper as it is`)."""
+    changed, by = getattr(cfg, "preset_overrides", {}), changed_by(cfg)
+    if not changed:
+        return f"preset {cfg.preset} as it is"
+    groups = {}
+    for k, v in changed.items():
+        groups.setdefault(by[k], []).append(f"{k}={v}")
+    return f"preset {cfg.preset}; changed " + "; ".join(
+        f"by {'the command line' if src == 'command line' else src}: {', '.join(items)}" for src, items in groups.items())
 
 
 def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: str, threads: int,
                  step: int, checkpoint: Path | None, ranks: list[dict] | None = None,
-                 model: dict | None = None) -> dict:
-    """Writes config.yaml and run.json (this start) and appends the start to history.jsonl.
-    `ranks`: where each rank runs (`engine.placement.this_rank`), recorded in both; `model`:
-    facts of the built model and schedule (parameter count, the step decay's interval)."""
+                 model: dict | None = None, scale: dict | None = None) -> dict:
+    """Writes config.yaml (`cfg` as loaded) and run.json (this start) and appends the start to
+    history.jsonl. `ranks`: where each rank runs (`engine.placement.this_rank`), recorded in
+    both; `model`: facts of the built model and schedule (parameter count, the step decay's
+    interval); `scale`: the global batch, per-rank batch, accumulation, epochs and steps."""
     run_dir.mkdir(parents=True, exist_ok=True)
     restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
     event = {"event": "start", "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "launcher": launcher,
@@ -101,9 +116,10 @@ def record_start(run_dir: Path, cfg, launcher: str, world_size: int, precision: 
              "nodes": sorted({r["node"] for r in ranks}) if ranks else None}
     _append(run_dir, event)
     values = dataclasses.asdict(cfg)
-    values.pop("preset_overrides", None)  # derived at load: the file loads back as it is (`--config`)
+    for derived in ("preset_overrides", "sources"):  # derived at load: the file loads back as it is (`--config`)
+        values.pop(derived, None)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
-    record = {**preset_record(cfg), "model": model or {},
+    record = {**preset_record(cfg), "model": model or {}, "scale": scale or {},
               "command": sys.argv, "git_commit": _git_commit(), "seed": cfg.seed, "world_size": world_size,
               "launcher": launcher, "precision": precision, "zero_stage": cfg.train.zero_stage,
               "threads_per_rank": threads, "ranks": ranks, "started": event["time"], "start": event,

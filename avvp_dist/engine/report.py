@@ -60,9 +60,12 @@ def write_profile(run: Run, timer: StepTimer, steps: int) -> None:
 
 
 def start_notes(run: Run) -> list[str]:
-    """What a user should know at start beyond the preset line: the EMA teacher's horizon, and
-    shards whose features are not the feature set the config names."""
-    notes, tc = [], run.cfg.method.teacher
+    """What a user should know at start beyond the preset line: the batch and the length at this
+    world size, the EMA teacher's horizon, and shards whose features are not the feature set
+    the config names."""
+    notes, tc, sc = [], run.cfg.method.teacher, run.scale()
+    notes.append(f"{run.plan.describe()}; {sc['steps']:,} steps of {sc['steps_per_epoch']:,} per epoch = "
+                 f"{sc['epochs']:g} epochs" + (f" (train.epochs {sc['epochs_asked']:g})" if sc["epochs_asked"] else ""))
     if run.teacher is not None:
         horizon = round(1 / (1 - tc.decay))
         reached = max(0, round((10 * tc.decay - 1) / (1 - tc.decay)))  # (1 + k) / (10 + k) = decay

@@ -58,8 +58,8 @@ class Trainer:
         run, t = self.parts, self.cfg.train
         facts = {"parameters": run.num_parameters, "backbone": self.cfg.model.backbone,
                  "share_layers": self.cfg.model.share_layers, "lr_step_every": run.lr_step_every}
-        record_start(run.run_dir, self.cfg, run.env.source, run.world, run.precision, run.threads, self.step,
-                     run.resume, run.ranks, facts)
+        record_start(run.run_dir, run.asked, run.env.source, run.world, run.precision, run.threads, self.step,
+                     run.resume, run.ranks, facts, run.scale())
         layers = ("CoLeaF's backbone" if self.cfg.model.backbone == "coleaf" else
                   "one hybrid-attention layer per depth for both directions" if self.cfg.model.share_layers
                   else "separate audio and visual layers")
