@@ -50,7 +50,11 @@ def plan(wheels: Path, target: Path) -> tuple[list[Path], list[str]]:
     house = {}
     for w in sorted(wheels.glob("*.whl")):
         name, version, _, _ = parse_wheel_filename(w.name)
-        house[canonicalize_name(name)] = (version, w)
+        name = canonicalize_name(name)
+        if name in house:  # which one would install is a matter of file names: refuse
+            raise SystemExit(f"gpu_install: {wheels} holds two versions of {name}: {house[name][1].name} and "
+                             f"{w.name}; rebuild it with benchmarks/gpu_wheels.sh")
+        house[name] = (version, w)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     todo = [Requirement(r) for r in project["dependencies"]]
     for extra in EXTRAS:

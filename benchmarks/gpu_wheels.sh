@@ -18,8 +18,11 @@ W=${1:-.whl}
 PY=${PYTHON:-.venv/bin/python}
 ABI=cp${PYV/./}
 mkdir -p "$W"
+# built afresh beside it, then swapped in: a rebuilt wheelhouse holds one version of each wheel
+NEW=$(mktemp -d "${TMPDIR:-/tmp}/avvp-wheels.XXXXXX")
+trap 'rm -rf "$NEW"' EXIT
 version() { "$PY" -c "import importlib.metadata as m; print(m.version('$1'))"; }
-DS_BUILD_OPS=0 "$PY" -m pip wheel -q --no-deps --wheel-dir "$W" "deepspeed==$(version deepspeed)"
+DS_BUILD_OPS=0 "$PY" -m pip wheel -q --no-deps --wheel-dir "$NEW" "deepspeed==$(version deepspeed)"
 pkgs=()
 for p in webdataset braceexpand submitit cloudpickle hjson pydantic pydantic-core annotated-types \
          typing-inspection typing-extensions msgpack ninja py-cpuinfo psutil pytest-timeout tqdm pyyaml einops; do
@@ -27,11 +30,13 @@ for p in webdataset braceexpand submitit cloudpickle hjson pydantic pydantic-cor
 done
 platforms=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
            --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 --platform any)
-"$PY" -m pip download -q --no-deps --only-binary=:all: --dest "$W" --python-version "$PYV" --implementation cp \
+"$PY" -m pip download -q --no-deps --only-binary=:all: --dest "$NEW" --python-version "$PYV" --implementation cp \
   --abi "$ABI" --abi abi3 --abi none "${platforms[@]}" "${pkgs[@]}"
 # every wheel installs on CPython $PYV / manylinux x86_64, offline
 dry=$(mktemp -d)
 "$PY" -m pip install -q --dry-run --no-index --no-deps --only-binary=:all: --python-version "$PYV" \
-  --implementation cp --abi "$ABI" --abi abi3 --abi none "${platforms[@]}" --target "$dry" "$W"/*.whl
+  --implementation cp --abi "$ABI" --abi abi3 --abi none "${platforms[@]}" --target "$dry" "$NEW"/*.whl
 rmdir "$dry" 2>/dev/null || true
+rm -f "$W"/*.whl
+mv "$NEW"/*.whl "$W"/
 echo "[gpu_wheels] $(ls "$W"/*.whl | wc -l) wheels for CPython $PYV in $W ($(du -sh "$W" | cut -f1)); offline install checked"

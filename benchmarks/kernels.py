@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from avvp_dist.kernels.backend import use_triton
 from avvp_dist.kernels.masks import pseudo_masks, topk_counts
 from avvp_dist.method.ema import EMATeacher, flatten_parameters_
 from avvp_dist.model.config import ModelConfig
@@ -29,6 +30,15 @@ from avvp_dist.model.model import AVVPModel
 
 LLP_FEATURES = [{"name": "vggish", "modality": "audio", "dim": 128}, {"name": "res152", "modality": "visual", "dim": 2048},
                 {"name": "r2plus1d_18", "modality": "visual", "dim": 512}]
+
+
+ROWS: str | None = None  # --rows: each row appended here (JSON lines) as soon as it is measured
+
+
+def emit(row: dict) -> None:
+    if ROWS:
+        with open(ROWS, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def _sync() -> None:
@@ -77,18 +87,25 @@ def ema_rows(name: str, student: torch.nn.Module, repeats: int, device: str = "c
             torch._foreach_lerp_(t_params, s_params, 0.001)
 
     flat_t, flat_s = torch.zeros(n, device=device), torch.randn(n, device=device)
-    results = {
-        "per-parameter loop": median_ms(loop, repeats),
-        "torch._foreach_lerp_": median_ms(foreach, repeats),
-        "EMATeacher foreach (the default)": median_ms(lambda: foreach_teacher.update(student), repeats),
-        "EMATeacher flat (ema=flat)": median_ms(lambda: teacher.update(student), repeats),
-        "floor: one flat lerp": median_ms(lambda: flat_t.lerp_(flat_s, 0.001), repeats),
+    # the flat teacher's kernel as `ema_update_` picks it (auto: Triton on CUDA), in the row's name
+    kernel = "Triton kernel" if use_triton(teacher._pairs[0][0], "auto") else "torch lerp"
+    timed = {
+        "floor: one flat lerp": lambda: flat_t.lerp_(flat_s, 0.001),
+        "per-parameter loop": loop,
+        "torch._foreach_lerp_": foreach,
+        "EMATeacher foreach (the default)": lambda: foreach_teacher.update(student),
+        f"EMATeacher flat (ema=flat), {kernel}": lambda: teacher.update(student),
     }
     if device != "cpu":  # auto picks Triton on CUDA; its torch back end beside it
-        results["EMATeacher flat, torch back end"] = median_ms(lambda: torch_teacher.update(student), repeats)
-    floor = results["floor: one flat lerp"]
-    return [{"model": name, "params": n, "tensors": len(s_params), "method": k, "ms": v,
-             "GB_s": 12 * n / (v / 1000) / 1e9, "vs_floor": v / floor} for k, v in results.items()]
+        timed["EMATeacher flat (ema=flat), torch lerp"] = lambda: torch_teacher.update(student)
+    rows, floor = [], None
+    for method, fn in timed.items():
+        ms = median_ms(fn, repeats)
+        floor = floor or ms
+        rows.append({"model": name, "params": n, "tensors": len(s_params), "method": method, "ms": ms,
+                     "GB_s": 12 * n / (ms / 1000) / 1e9, "vs_floor": ms / floor})
+        emit(rows[-1])
+    return rows
 
 
 def loop_masks(P, y, valid, k):
@@ -123,6 +140,7 @@ def mask_rows(repeats: int, device: str = "cpu") -> list[dict]:
         if device != "cpu":
             row["torch_backend_ms"] = median_ms(lambda: pseudo_masks(P, y, valid, "topk", k=k, backend="torch"), repeats)
         rows.append(row)
+        emit({"kind": "masks", **row})
     return rows
 
 
@@ -131,11 +149,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--rows", help="append each row here (JSON lines) as soon as it is measured")
     args = ap.parse_args()
+    global ROWS
+    ROWS = args.rows
     torch.manual_seed(0)
     dev = args.device
     where = torch.cuda.get_device_name() if dev.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     copy = copy_bandwidth(dev, args.repeats, 1 << 30 if dev.startswith("cuda") else 1 << 28)
+    emit({"kind": "copy", **copy})
     print(f"device: {where}; copy bandwidth {copy['GB_s']:.1f} GB/s (dst.copy_(src) of {copy['bytes'] >> 20} MiB, "
           "read + write)\n")
     han = AVVPModel(LLP_FEATURES, 25, ModelConfig())
@@ -143,11 +165,11 @@ def main() -> None:
     ema = (ema_rows("HAN (LLP, d=512)", han, args.repeats, dev)
            + ema_rows("synthetic 50M", big, max(5, args.repeats // 4), dev))
     for r in ema:
-        r["vs_copy"] = r["GB_s"] / copy["GB_s"]
+        r["vs_copy"] = r["GB_s"] / copy["GB_s"]  # (the rows file has each row without it, as it was measured)
     print("EMA update (12 bytes per parameter: fp32 teacher read + write, fp32 student read)")
-    print(f"{'model':<18}{'params':>11}{'tensors':>9}  {'method':<28}{'ms':>9}{'GB/s':>8}{'x floor':>9}{'of copy':>9}")
+    print(f"{'model':<18}{'params':>11}{'tensors':>9}  {'method':<40}{'ms':>9}{'GB/s':>8}{'x floor':>9}{'of copy':>9}")
     for r in ema:
-        print(f"{r['model']:<18}{r['params']:>11,}{r['tensors']:>9}  {r['method']:<28}{r['ms']:>9.3f}{r['GB_s']:>8.2f}"
+        print(f"{r['model']:<18}{r['params']:>11,}{r['tensors']:>9}  {r['method']:<40}{r['ms']:>9.3f}{r['GB_s']:>8.2f}"
               f"{r['vs_floor']:>9.2f}{100 * r['vs_copy']:>8.0f}%")
     masks = mask_rows(args.repeats, dev)
     print("\nPseudo masks (top-k, rho 0.3): fused pass vs per-video, per-class loop")

@@ -5,10 +5,14 @@ the same data.
     python benchmarks/throughput.py [--steps 80] [--json throughput.json] [--no-compiled] [--no-plain]
 
 The plain loop (`benchmarks/plain_loop.py`) trains the same model with the same weak loss
-in HAN's style (per-file `.npy` Dataset, 2 loader workers, Adam, no DeepSpeed) on the raw
-folder the shards were written from, with every core: the reference for `weak` at 1 rank,
-timed section by section like our rows. Every configuration also runs compiled
+(per-file `.npy` Dataset, no DeepSpeed) on the raw folder the shards were written from, with
+every core: the reference for `weak` at 1 rank, timed section by section like our rows. It
+runs twice: like for like (the headline ratio: the same loader workers as our runs, the
+trainer's fused AdamW and its clipping at 1.0) and in HAN's style (2 loader workers,
+per-tensor Adam, no clipping; an extra row). Every configuration also runs compiled
 (`train.compile=true`, its compiling steps inside the warm-up) unless --no-compiled.
+`--rows FILE` appends each row to FILE (JSON lines) as soon as it is measured (the GPU check
+reads it while a stage runs); `--plain-only` and `--compiled-only` run one kind of row.
 
 Synthetic LLP-format data with the published feature sizes (VGGish 128, ResNet-152 2048,
 R(2+1)D 512, 10 segments) and the HAN-sized model, written once under --data. Every
@@ -70,15 +74,25 @@ def run_one(shards: Path, out: Path, variant: str, ranks: int, steps: int, batch
     return record
 
 
-def run_plain(raw: Path, steps: int, batch: int, cores: int, workers: int = 2) -> dict:
-    """The plain reference loop in its own process, with every core."""
+PLAIN_STYLES = {  # name: (loader workers (None: ours), optimizer, clipping)
+    "like for like": (None, "adamw-fused", 1.0),  # our runs' workers, the trainer's fused AdamW and clipping
+    "HAN's style": (2, "adam", 0.0),  # HAN's script: 2 workers, torch's per-tensor Adam, no clipping
+}
+
+
+def run_plain(raw: Path, steps: int, batch: int, cores: int, style: str, ours_workers: int) -> dict:
+    """The plain reference loop in its own process, with every core, in `style` (PLAIN_STYLES)."""
+    workers, optimizer, clip = PLAIN_STYLES[style]
+    workers = ours_workers if workers is None else workers
     cmd = [sys.executable, str(Path(__file__).with_name("plain_loop.py")), f"--raw={raw}", f"--steps={steps}",
-           f"--batch={batch}", f"--workers={workers}", f"--threads={cores}"]
+           f"--batch={batch}", f"--workers={workers}", f"--threads={cores}", f"--optimizer={optimizer}",
+           f"--clip={clip}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS=str(cores)))
     if proc.returncode != 0:
-        raise SystemExit(f"the plain loop failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"the plain loop ({style}) failed:\n{proc.stderr[-3000:]}")
     r = json.loads(proc.stdout)
-    return {**r, "ranks": 1, "threads_per_rank": cores, "profiled": False, "plain": True}
+    r.pop("losses")
+    return {**r, "ranks": 1, "threads_per_rank": cores, "profiled": False, "plain": True, "style": style}
 
 
 def table(rows: list[dict]) -> str:
@@ -87,7 +101,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         if r.get("plain"):
             s = r["sections_s"]
-            lines.append(f"| plain loop ({r['workers']} loader workers, Adam, no DeepSpeed) | 1 x {r['threads']} | "
+            lines.append(f"| plain loop, {r['style']} ({r['workers']} loader workers, {r['optimizer']}, clip "
+                         f"{r['clip']:g}) | 1 x {r['threads']} | "
                          f"{r['samples_per_s']:.0f} | {1000 * s['step']:.1f} | "
                          + " | ".join(f"{1000 * s[k]:.1f}" if k in s else "-" for k, _ in COLUMNS) + " |")
             continue
@@ -110,12 +125,12 @@ def ratios(rows: list[dict]) -> dict[str, float]:
             eager = by[r["variant"], r["ranks"]]
             out[f"{r['variant']}, {r['ranks']} rank(s): compiled / eager samples/s"] = (r["samples_per_s"]
                                                                                      / eager["samples_per_s"])
-    plain = next((r for r in rows if r.get("plain")), None)
-    if plain is not None:
+    for plain in (r for r in rows if r.get("plain")):  # like for like first: the headline
         for r in rows:
             if r["variant"] == "weak" and r["ranks"] == 1 and not r.get("plain"):
                 kind = ("profiled" if r["profiled"] else "unprofiled") + (", compiled" if r.get("compiled") else "")
-                out[f"weak, 1 rank ({kind}) / plain loop samples/s"] = r["samples_per_s"] / plain["samples_per_s"]
+                out[f"weak, 1 rank ({kind}) / plain loop, {plain['style']}, samples/s"] = (r["samples_per_s"]
+                                                                                          / plain["samples_per_s"])
     for ranks in sorted({r["ranks"] for r in rows}):
         if ("weak", ranks) in by and ("full", ranks) in by:
             out[f"full/weak step time, {ranks} rank(s)"] = (by["full", ranks]["sections_s"]["step"]
@@ -145,8 +160,11 @@ def main() -> None:
     ap.add_argument("--unprofiled", action="store_true",
                     help="also run each configuration without the per-section timing (its device syncs)")
     ap.add_argument("--no-plain", action="store_true", help="leave out the plain PyTorch reference loop")
+    ap.add_argument("--plain-only", action="store_true", help="only the plain loop's rows")
     ap.add_argument("--compiled", action=argparse.BooleanOptionalAction, default=True,
                     help="also run each configuration with train.compile=true (default: yes)")
+    ap.add_argument("--compiled-only", action="store_true", help="only the compiled configurations")
+    ap.add_argument("--rows", help="append each row here (JSON lines) as soon as it is measured")
     ap.add_argument("extra", nargs="*", help="overrides for every run, e.g. train.zero_stage=2")
     args = ap.parse_args()
     import torch
@@ -155,17 +173,26 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     raw, shards = make_data(Path(args.data), args.num_train)
     rows = []
-    if not args.no_plain:
-        rows.append(run_plain(raw, args.steps, args.batch, cores))
-        print(f"  plain loop: {rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
-    for ranks in [int(x) for x in args.ranks.split(",")]:
+
+    def measured(row: dict, what: str) -> None:
+        rows.append(row)
+        print(f"  {what}: {row['samples_per_s']:.0f} samples/s", flush=True)
+        if args.rows:
+            with open(args.rows, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    if not args.no_plain and not args.compiled_only:
+        for style in PLAIN_STYLES:
+            measured(run_plain(raw, args.steps, args.batch, cores, style, workers), f"plain loop, {style}")
+    compiles = (True,) if args.compiled_only else (False, True) if args.compiled else (False,)
+    for ranks in [] if args.plain_only else [int(x) for x in args.ranks.split(",")]:
         for variant in args.variants.split(","):
-            for compiled in (False, True) if args.compiled else (False,):
+            for compiled in compiles:
                 for profile in (True, False) if args.unprofiled else (True,):
-                    rows.append(run_one(shards, Path(args.out), variant, ranks, args.steps, args.batch, cores,
-                                        args.extra, workers, profile, compiled))
-                    print(f"  {variant}{' compiled' if compiled else ''} on {ranks} rank(s)"
-                          f"{'' if profile else ', unprofiled'}: {rows[-1]['samples_per_s']:.0f} samples/s", flush=True)
+                    measured(run_one(shards, Path(args.out), variant, ranks, args.steps, args.batch, cores,
+                                     args.extra, workers, profile, compiled),
+                             f"{variant}{' compiled' if compiled else ''} on {ranks} rank(s)"
+                             f"{'' if profile else ', unprofiled'}")
     print(f"\nmachine: {cores} cores; HAN model, LLP feature sizes, batch {args.batch} per rank, {workers} loader "
           f"worker(s) per rank; medians per step in ms after warm-up\n")
     print(table(rows))
