@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from avvp_dist.data.datasets import data_spec
+from avvp_dist.data.timegrid import TimeGrid
 from avvp_dist.eval.unav_metrics import (TIOU, av_bin_f1, average_precision, gt_bins, interpolated_ap, pred_bins,
                                          unav_map, video_map)
 
@@ -59,8 +61,11 @@ def test_bins():
     g = gt_bins([(0, 0.4, 2.6)], duration=3.2, num_classes=1)
     assert g.tolist() == [[1, 1, 1, 0]]  # bin 0 covered 0.6, bin 2 covered 0.6, bin 3 not at all
     rows = np.zeros((10, 1), bool)
-    rows[:2] = True  # rows 0-1 (centres 0.16, 0.48) of bin 0's rows 0-2
-    assert pred_bins(rows, 4).tolist() == [[1, 0, 0, 0]]
+    rows[:2] = True  # rows 0-1 (centres 0.48, 0.80 s on UnAV-100's grid): bin 0's rows
+    assert pred_bins(rows, 4, data_spec("unav100").grid).tolist() == [[1, 0, 0, 0]]
+    assert pred_bins(rows, 4, TimeGrid(0.32)).tolist() == [[1, 0, 0, 0]]  # the old grid: rows 0-2 in bin 0
+    rows[:2], rows[2:4] = False, True  # rows 2-3 (centres 1.12, 1.44): bin 1 on the official grid
+    assert pred_bins(rows, 4, data_spec("unav100").grid).tolist() == [[0, 1, 0, 0]]
     f = av_bin_f1([g], [g])
     assert f == {"seg_av": 100.0, "evt_av": 100.0}
 

@@ -16,6 +16,7 @@ import numpy as np
 from avvp_dist.data.annotations import Annotations, VideoRecord
 from avvp_dist.data.datasets import DataSpec
 from avvp_dist.data.features import FeatureSpec
+from avvp_dist.data.timegrid import TimeGrid
 from avvp_dist.eval.datasets import DatasetSpec, register_dataset
 
 CLASSES = ("beep", "flash", "hum")
@@ -51,13 +52,13 @@ def timeline(rep: dict, pred: dict, i: int, classes: list[str]):
     return truth, truth, on[0], on[1]
 
 
-def events(P, p, p_a, p_v, classes, proto, seconds_per_row) -> list[dict]:
+def events(P, p, p_a, p_v, classes, proto, grid) -> list[dict]:
     """A whole-video audio-visual event per class with p >= the video threshold."""
-    return [{"class": classes[c], "modality": "audio-visual", "start": 0.0, "end": len(P) * seconds_per_row,
+    return [{"class": classes[c], "modality": "audio-visual", "start": 0.0, "end": float(grid.seconds(len(P))),
              "score": round(float(p[c]), 4)} for c in np.flatnonzero(p >= proto.video_threshold)]
 
 
-TOY = register_dataset(DatasetSpec(DataSpec("toy", CLASSES, read_toy, FEATURES, SECONDS_PER_ROW),
+TOY = register_dataset(DatasetSpec(DataSpec("toy", CLASSES, read_toy, FEATURES, TimeGrid(SECONDS_PER_ROW)),
                                    "video_f1", video_f1, tables, timeline, events))
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 from avvp_dist.data.annotations import Annotations
 from avvp_dist.data.features import FeatureSet, FeatureSpec
+from avvp_dist.data.timegrid import TimeGrid
 
 if TYPE_CHECKING:
     from avvp_dist.data.synth import SynthFormat
@@ -29,7 +30,8 @@ class DataSpec:
     feature_sets: the published feature releases' layouts (`data.feature_set`; the first is
     the default; `data.features` overrides the specs); a dataset with one release may give
     its `FeatureSpec`s instead, which become the release "default".
-    seconds_per_row: duration of one shard row (LLP: 1 s segments; UnAV-100: 0.32 s).
+    grid: where the shard rows sit in time (`data.timegrid`: LLP 1 s segments from 0 s; UnAV-100
+    0.32 s rows centred at 0.32 t + 0.48 s, as its official code has them).
     synth: how the synthetic generator writes the dataset's on-disk format (None: it cannot).
     presets: {preset name: nested values} the preset sets on this dataset beyond its common
     part (`config.presets`).
@@ -39,13 +41,18 @@ class DataSpec:
     classes: tuple[str, ...]
     read_annotations: Callable[[Path], Annotations]
     feature_sets: tuple[FeatureSet, ...]
-    seconds_per_row: float
+    grid: TimeGrid
     synth: SynthFormat | None = None
     presets: Mapping[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         if all(isinstance(f, FeatureSpec) for f in self.feature_sets):
             object.__setattr__(self, "feature_sets", (FeatureSet("default", tuple(self.feature_sets)),))
+
+    @property
+    def seconds_per_row(self) -> float:
+        """Duration of one shard row."""
+        return self.grid.hop_s
 
     @property
     def features(self) -> tuple[FeatureSpec, ...]:

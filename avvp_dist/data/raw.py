@@ -24,8 +24,11 @@ def features_dir(cfg: DataConfig) -> Path:
 
 
 def shard_features(specs: list[FeatureSpec]) -> list[dict]:
-    """Manifest entries: the shapes as stored in shards (after pooling)."""
-    return [{"name": s.name, "modality": s.modality, "dim": s.dim, "steps": s.out_steps} for s in specs]
+    """Manifest entries: the shapes as stored in shards (after pooling), and `source`: the
+    files they were read from (rows on disk, pooling, file template), which model checkpoints
+    carry so that `parse` reads new files as the training data was read."""
+    return [{"name": s.name, "modality": s.modality, "dim": s.dim, "steps": s.out_steps,
+             "source": {"steps": s.steps, "pool": s.pool, "file": s.file}} for s in specs]
 
 
 ROW_TOLERANCE = (4, 0.03)  # rows, fraction: a variable-length feature may differ from duration / hop by this

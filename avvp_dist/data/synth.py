@@ -28,16 +28,19 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
 
 from avvp_dist.data.annotations import SPLITS, Event, VideoRecord
 from avvp_dist.data.datasets import data_spec
 from avvp_dist.data.features import FeatureSpec
+from avvp_dist.data.progress import progress as progress_bar
+from avvp_dist.data.timegrid import TimeGrid
 
 # 2: stronger events and more video-level context; 3: the knobs feature_set, external_labels and
 # label_noise (at their defaults the files are those of v2, byte for byte:
-# tests/test_external_labels.py). Which studies ran on which version: docs/synthetic-data.md
-SYNTH_VERSION = "3"
+# tests/test_external_labels.py); 4: events planted on the dataset's time grid (UnAV-100: row t
+# centred at 0.32 t + 0.48 s, as UnAV's official code; LLP's files unchanged). Which studies ran
+# on which version: docs/synthetic-data.md
+SYNTH_VERSION = "4"
 
 
 @dataclass
@@ -170,38 +173,38 @@ class _Planter:
             self.nuisance[s.name] = rng.standard_normal((8, s.dim)) / math.sqrt(s.dim) * 2.0
 
     @staticmethod
-    def _covered(events: list[Event], rows: int, hop: float, modality: str):
-        """(event, (rows,) bool: the rows whose centre it covers) for each event of `modality`."""
-        centres = (np.arange(rows) + 0.5) * hop
-        return [(e, (centres >= e.onset) & (centres < e.offset)) for e in events if e.modality in (modality, "av")]
+    def _covered(events: list[Event], rows: int, grid: TimeGrid, modality: str):
+        """(event, (rows,) bool: the rows whose centre it covers, on the dataset's time grid) for
+        each event of `modality`."""
+        return [(e, grid.rows_within(e.onset, e.offset, rows)) for e in events if e.modality in (modality, "av")]
 
-    def activity(self, events: list[Event], rows: int, hop: float, modality: str, rng) -> np.ndarray:
+    def activity(self, events: list[Event], rows: int, grid: TimeGrid, modality: str, rng) -> np.ndarray:
         """(rows, C) amplitude of each class's events covering each row's centre."""
         act = np.zeros((rows, len(self.classes)))
-        for e, on in self._covered(events, rows, hop, modality):
+        for e, on in self._covered(events, rows, grid, modality):
             act[on, self.index[e.label]] = np.maximum(act[on, self.index[e.label]], rng.uniform(0.6, 1.4))
         return act
 
-    def coverage(self, events: list[Event], rows: int, hop: float, modality: str) -> np.ndarray:
+    def coverage(self, events: list[Event], rows: int, grid: TimeGrid, modality: str) -> np.ndarray:
         """(rows, C) 0/1: the truth of `activity`, drawing nothing from a generator."""
         on = np.zeros((rows, len(self.classes)), np.int64)
-        for e, rows_on in self._covered(events, rows, hop, modality):
+        for e, rows_on in self._covered(events, rows, grid, modality):
             on[rows_on, self.index[e.label]] = 1
         return on
 
-    def labels(self, rec: VideoRecord, specs: list[FeatureSpec], rows: int, hop: float, rng) -> dict:
+    def labels(self, rec: VideoRecord, specs: list[FeatureSpec], rows: int, grid: TimeGrid, rng) -> dict:
         """External segment labels {name: (rows, C) int64}: the annotated events' truth (not the
         unannotated distractors) of the labelled classes, bits flipped with `label_noise`."""
         y = np.zeros(len(self.classes), bool)
         y[[self.index[c] for c in rec.labels]] = True
         out = {}
         for s in specs:
-            truth = self.coverage(rec.events or [], rows, hop, s.modality)
+            truth = self.coverage(rec.events or [], rows, grid, s.modality)
             flip = (rng.random(truth.shape) < self.cfg.label_noise) & y
             out[s.name] = np.where(flip, 1 - truth, truth) * y
         return out
 
-    def features(self, rec: VideoRecord, extra: list[Event], rows: dict[str, int], hop: float, rng) -> dict:
+    def features(self, rec: VideoRecord, extra: list[Event], rows: dict[str, int], grid: TimeGrid, rng) -> dict:
         cfg = self.cfg
         events = (rec.events or []) + extra
         y = np.zeros(len(self.classes))
@@ -211,8 +214,8 @@ class _Planter:
             t = rows[s.name]
             steps_per_row = s.pool
             n = t // steps_per_row
-            own = self.activity(events, n, hop, s.modality, rng)
-            other = self.activity(events, n, hop, "visual" if s.modality == "audio" else "audio", rng)
+            own = self.activity(events, n, grid, s.modality, rng)
+            other = self.activity(events, n, grid, "visual" if s.modality == "audio" else "audio", rng)
             signal = (cfg.strength * own + cfg.leakage * other + cfg.context * y) @ self.proto[s.name]
             scene = rng.standard_normal(s.dim) * 0.5 + rng.standard_normal(8) @ self.nuisance[s.name]
             x = signal + scene + cfg.noise * rng.standard_normal((n, s.dim))
@@ -236,13 +239,13 @@ def synthesize(cfg: SynthConfig, out: str | Path, seed: int = 0, progress: bool 
     planter = _Planter(cfg, specs, classes, rng)
     todo = [r for split in SPLITS for r in records[split]]
     if progress:
-        todo = tqdm(todo, desc=f"synth {cfg.dataset}", unit="video")
+        todo = progress_bar(todo, desc=f"synth {cfg.dataset}", unit="video")
     for i, rec in enumerate(todo):
-        rows, hop, extra = fmt.rows(cfg, rec, specs, classes, rng)
-        arrays = planter.features(rec, extra, rows, hop, rng)
+        rows, grid, extra = fmt.rows(cfg, rec, specs, classes, rng)
+        arrays = planter.features(rec, extra, rows, grid, rng)
         if label_specs:  # from their own generator: the features are those written without labels
             segments = max(rows[s.name] // s.pool for s in specs)
-            arrays.update(planter.labels(rec, label_specs, segments, hop, np.random.default_rng([seed, 0x1ABE1, i])))
+            arrays.update(planter.labels(rec, label_specs, segments, grid, np.random.default_rng([seed, 0x1ABE1, i])))
         for name, arr in arrays.items():
             spec = next(s for s in [*specs, *label_specs] if s.name == name)
             path = folder / spec.file.format(name=name, vid=rec.vid, id=rec.vid[:11])
@@ -261,7 +264,7 @@ class SynthFormat:
     """How the generator writes one dataset's real on-disk format.
 
     records(cfg, classes, rng): the videos of each split with their planted events;
-    rows(cfg, record, specs, classes, rng): (feature rows per name, seconds per row, extra
+    rows(cfg, record, specs, classes, rng): (feature rows per name, the time grid (`TimeGrid`), extra
     unannotated events); write(out, records, classes): the annotation files.
     """
 

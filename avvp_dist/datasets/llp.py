@@ -19,6 +19,7 @@ from pathlib import Path
 from avvp_dist.data.annotations import AnnotationError, Annotations, Event, VideoRecord
 from avvp_dist.data.datasets import DataSpec
 from avvp_dist.data.features import FeatureSet, FeatureSpec
+from avvp_dist.data.timegrid import TimeGrid
 from avvp_dist.data.synth import SynthConfig, SynthFormat, generated_events, generated_labels, video_id
 from avvp_dist.eval.datasets import DatasetSpec, register_dataset
 from avvp_dist.eval.events import llp_events
@@ -64,6 +65,8 @@ WEAK_FILES = {"train": "AVVP_train.csv", "val": "AVVP_val_pd.csv", "test": "AVVP
 DENSE_FILES = {"audio": "AVVP_eval_audio.csv", "visual": "AVVP_eval_visual.csv"}
 WEAK_HEADER = ["filename", "event_labels"]
 DENSE_HEADER = ["filename", "onset", "offset", "event_labels"]
+
+LLP_GRID = TimeGrid(1.0)  # HAN's release: one row per 1 s segment, from 0 s
 
 
 def _read_tsv(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
@@ -228,8 +231,8 @@ def _synth_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[
 
 
 def _synth_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
-    """Feature rows per name, seconds per row, and unannotated extra events of one LLP video."""
-    return {s.name: s.steps for s in specs}, 1.0, []
+    """Feature rows per name, the time grid, and unannotated extra events of one LLP video."""
+    return {s.name: s.steps for s in specs}, LLP_GRID, []
 
 
 def _synth_write(out: Path, records: dict[str, list[VideoRecord]], classes: list[str]) -> None:
@@ -257,6 +260,6 @@ LLP = register_dataset(DatasetSpec(
     DataSpec("llp", tuple(LLP_CLASSES), read_llp_annotations,
              (FeatureSet("han", LLP_FEATURES, LLP_LABELS),  # HAN's release: VGGish, ResNet-152, R(2+1)D
               FeatureSet("valor", VALOR_FEATURES, VALOR_LABELS, folder=""),  # CLAP, CLIP, R(2+1)D
-              FeatureSet("valor_han", VALOR_HAN_FEATURES, VALOR_LABELS, folder="")), 1.0,
+              FeatureSet("valor_han", VALOR_HAN_FEATURES, VALOR_LABELS, folder="")), LLP_GRID,
              synth=SynthFormat(_synth_records, _synth_rows, _synth_write), presets=PRESET_PARTS),
     "seg_type", llp_report, llp_tables, llp_timeline, llp_events, llp_calibration))

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 
 from avvp_dist.data.annotations import SPLITS, AnnotationError, Annotations, Event, VideoRecord, note
 from avvp_dist.data.datasets import DataSpec
 from avvp_dist.data.features import FeatureSet, FeatureSpec
+from avvp_dist.data.timegrid import TimeGrid
 from avvp_dist.data.synth import SynthConfig, SynthFormat, generated_events, generated_labels, spans, video_id
 from avvp_dist.eval.datasets import DatasetSpec, register_dataset
 from avvp_dist.eval.events import unav_events
@@ -25,6 +27,15 @@ from avvp_dist.eval.report import unav_report, unav_timeline
 from avvp_dist.eval.tables import format_unav_table
 
 UNAV_FEATURE_HOP_S = 0.32  # one feature row per 8 frames at 25 fps
+# Where the rows sit in time, as UnAV's official code has it (github.com/ttgeng233/UnAV):
+# features of 24-frame windows every 8 frames at 25 fps (`libs/core/config.py`: feat_stride 8,
+# num_frames 24, default_fps 25); grid point t is at (8 t + 12) / 25 s (`libs/modeling/
+# multimodal_meta_archs.py`, `postprocessing`: seconds = (grid x stride + 0.5 x num_frames) / fps,
+# then clamped to [0, duration]) and an annotation maps back with grid = (seconds x fps - 0.5 x
+# num_frames) / stride (`libs/datasets/unav100.py`). Row t's centre is 0.32 t + 0.48 s: the row
+# spans [0.32 t + 0.32, 0.32 t + 0.64) s. (Before 2026-12-06 this project put it at
+# [0.32 t, 0.32 t + 0.32): 0.32 s early; docs/evaluation.md.)
+UNAV100_GRID = TimeGrid(UNAV_FEATURE_HOP_S, offset_s=0.32)
 UNAV100_FEATURES = (  # the published release: I3D rgb and flow, VGGish; one row per 0.32 s, lengths vary
     FeatureSpec("vggish", "audio", 128, file="{vid}_{name}.npy"),
     FeatureSpec("rgb", "visual", 1024, file="{vid}_{name}.npy"),
@@ -185,13 +196,14 @@ def _synth_records(cfg: SynthConfig, classes: list[str], rng) -> dict[str, list[
 
 
 def _synth_rows(cfg: SynthConfig, rec: VideoRecord, specs: list[FeatureSpec], classes: list[str], rng):
-    """Feature rows per name (lengths that differ by a row or two), seconds per row, and
-    single-modality distractors (unannotated: only audio-visual events count)."""
+    """Feature rows per name (lengths that differ by a row or two), the time grid (the official
+    one: rows centred at 0.32 t + 0.48 s), and single-modality distractors (unannotated: only
+    audio-visual events count)."""
     n = max(4, int(rec.duration / UNAV_FEATURE_HOP_S))
     rows = {s.name: n - int(rng.integers(0, 3)) for s in specs}
     extra = [Event(classes[rng.integers(len(classes))], str(rng.choice(["audio", "visual"])), a, b)
              for _ in range(rng.poisson(cfg.distractors)) for a, b in spans(rng, rec.duration, False)[:1]]
-    return rows, UNAV_FEATURE_HOP_S, extra
+    return rows, UNAV100_GRID, extra
 
 
 def _synth_write(out: Path, records: dict[str, list[VideoRecord]], classes: list[str]) -> None:
@@ -215,6 +227,7 @@ PRESET_PARTS = {"ours": {"method": {"pseudo": {"enabled": False}, "refine": {"en
 
 UNAV100 = register_dataset(DatasetSpec(
     DataSpec("unav100", tuple(UNAV100_CLASSES), read_unav100_annotations,
-             (FeatureSet("unav100", UNAV100_FEATURES, UNAV100_LABELS),), UNAV_FEATURE_HOP_S,
+             (FeatureSet("unav100", UNAV100_FEATURES, UNAV100_LABELS),), UNAV100_GRID,
              synth=SynthFormat(_synth_records, _synth_rows, _synth_write), presets=PRESET_PARTS),
-    "map_mean", unav_report, format_unav_table, unav_timeline, unav_events))
+    "map_mean", partial(unav_report, grid=UNAV100_GRID), format_unav_table, partial(unav_timeline, grid=UNAV100_GRID),
+    unav_events))

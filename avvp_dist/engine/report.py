@@ -40,7 +40,8 @@ def save_models(run: Run, prefix: str, step: int, extra: dict | None = None) -> 
     """`{prefix}_student.pt` and `{prefix}_teacher.pt`, model-only (rank 0)."""
     for name, m in models_of(run).items():
         save_model(m, run.run_dir / f"{prefix}_{name}.pt", run.manifest.classes, run.manifest.dataset,
-                   extra={"step": step, **(extra or {}).get(name, {}), **preset_record(run.cfg)})
+                   extra={"step": step, **(extra or {}).get(name, {}), **preset_record(run.cfg)},
+                   feature_files={f["name"]: f["source"] for f in run.manifest.features if "source" in f})
 
 
 def write_profile(run: Run, timer: StepTimer, steps: int) -> None:

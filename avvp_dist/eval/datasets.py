@@ -23,8 +23,8 @@ class DatasetSpec:
         metrics from gathered predictions (`eval.inference.gather_predictions`).
     tables(reports, classes) -> str: the printed tables of several models' reports.
     timeline(report, pred, i, classes) -> (gt_a, gt_v, pred_a, pred_v), each (C, T): a plot.
-    events(P, p, p_a, p_v, classes, protocol, seconds_per_row) -> [{class, modality, start,
-        end, score}]: one video's parse.
+    events(P, p, p_a, p_v, classes, protocol, grid) -> [{class, modality, start, end, score}]:
+        one video's parse, in seconds on the dataset's time grid (`data.grid`).
     calibration(val_pred, classes, protocol) -> (C,) per-class thresholds, or None if the
         dataset's protocol has none.
     """

@@ -24,15 +24,22 @@ class VideoParser:
         if detection is not None:  # UnAV-100: the detections `eval.detection` makes for the mAP
             self.proto = replace(self.proto, detection=detection)
         self.spec = dataset_spec(self.dataset)
-        self.specs = {s.name: s for s in self.spec.data.features}
+        # a checkpoint's own feature files (how its training data was read), else every release
+        # of the dataset by feature name (checkpoints written before they carried their own)
+        self.files = self.meta.get("feature_files") or {}
+        self.specs = {s.name: s for fs in reversed(self.spec.data.feature_sets) for s in fs.features}
 
     def feature_spec(self, feature: dict) -> FeatureSpec:
-        """The on-disk layout of one of the model's features: the dataset's published one
-        (frames per segment, fixed rows) at the model's width; a feature of another name: (T, dim)."""
-        spec = self.specs.get(feature["name"])
-        if spec is not None:
-            return replace(spec, dim=feature["dim"])
-        return FeatureSpec(feature["name"], feature["modality"], feature["dim"])
+        """The on-disk layout of one of the model's features (rows on disk, pooling, file
+        template, at the model's width): the checkpoint's own, else the dataset's release that
+        names it, else (T, dim) of any length."""
+        name, modality, dim = feature["name"], feature["modality"], feature["dim"]
+        if name in self.files:
+            f = self.files[name]
+            return FeatureSpec(name, modality, dim, steps=int(f["steps"]), pool=int(f["pool"]), file=f["file"])
+        if name in self.specs:
+            return replace(self.specs[name], dim=dim)
+        return FeatureSpec(name, modality, dim)
 
     def parse_files(self, paths: dict[str, str | Path]) -> list[dict]:
         """Reads `.npy` files (pickle off), checks and pools them as the shard writer does, and
@@ -64,5 +71,5 @@ class VideoParser:
         (LLP: audio and visual events of one-second segments; UnAV-100: audio-visual events)."""
         out = self.model({k: torch.as_tensor(v, dtype=torch.float32)[None] for k, v in features.items()})
         P, p, p_a, p_v = (x[0].numpy() for x in (out.P, out.p, out.p_a, out.p_v))
-        events = self.spec.events(P, p, p_a, p_v, self.classes, self.proto, self.spec.data.seconds_per_row)
+        events = self.spec.events(P, p, p_a, p_v, self.classes, self.proto, self.spec.data.grid)
         return sorted(events, key=lambda e: (e["start"], e["modality"], e["class"]))

@@ -5,13 +5,15 @@ from pathlib import Path
 
 import numpy as np
 
+from avvp_dist.data.timegrid import TimeGrid
 from avvp_dist.eval.runs import runs
 
 
 def plot_timeline(path: str | Path, title: str, classes: list[str], gt_a: np.ndarray, gt_v: np.ndarray,
-                  pred_a: np.ndarray, pred_v: np.ndarray, seconds_per_step: float = 1.0) -> None:
+                  pred_a: np.ndarray, pred_v: np.ndarray, grid: TimeGrid = TimeGrid(1.0)) -> None:
     """One PNG: for audio and visual, a row per class present in GT or prediction; GT as a wide
-    pale bar, prediction as a narrow dark bar on the same row. Arrays: (C, T) binary."""
+    pale bar, prediction as a narrow dark bar on the same row, in seconds on the dataset's time
+    grid. Arrays: (C, T) binary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,15 +25,15 @@ def plot_timeline(path: str | Path, title: str, classes: list[str], gt_a: np.nda
     for ax, name, gt, pred in ((axes[0], "audio", gt_a, pred_a), (axes[1], "visual", gt_v, pred_v)):
         for row, c in enumerate(shown):
             for a, b in runs(gt[c]):
-                ax.broken_barh([(a * seconds_per_step, (b - a) * seconds_per_step)], (row - 0.4, 0.8),
+                ax.broken_barh([(grid.seconds(a), (b - a) * grid.hop_s)], (row - 0.4, 0.8),
                                facecolors="#9ad0a0", label="ground truth")
             for a, b in runs(pred[c]):
-                ax.broken_barh([(a * seconds_per_step, (b - a) * seconds_per_step)], (row - 0.15, 0.3),
+                ax.broken_barh([(grid.seconds(a), (b - a) * grid.hop_s)], (row - 0.15, 0.3),
                                facecolors="#1f4e9c", label="prediction")
         ax.set_yticks(range(len(shown)), [classes[c] for c in shown] or [])
         ax.set_ylim(-0.6, max(1, len(shown)) - 0.4)
         ax.set_ylabel(name)
-        ax.set_xlim(0, T * seconds_per_step)
+        ax.set_xlim(0, grid.seconds(T))
         ax.grid(axis="x", alpha=0.3)
     uniq = {}
     for ax in axes:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from avvp_dist.data.annotations import Event, segment_labels
+from avvp_dist.data.timegrid import TimeGrid
 from avvp_dist.eval.llp_metrics import llp_metrics, segment_counts
 from avvp_dist.eval.protocol import Protocol, binarize, calibrate_thresholds
 from avvp_dist.eval.detection import detections
-from avvp_dist.eval.unav_metrics import HOP_S, av_bin_f1, gt_bins, pred_bins, unav_map, video_map
+from avvp_dist.eval.unav_metrics import av_bin_f1, gt_bins, pred_bins, unav_map, video_map
 
 
 def _events(meta: dict) -> list[Event]:
@@ -50,23 +51,27 @@ def llp_timeline(rep: dict, pred: dict, i: int, classes: list[str]) -> tuple[np.
     return ga, gv, pa, pv
 
 
-def unav_timeline(rep: dict, pred: dict, i: int, classes: list[str]) -> tuple[np.ndarray, ...]:
-    """The same for UnAV-100 (rows of 0.32 s): the best detection of each candidate class
-    (those `unav_report` scored), in both modalities, since the events are audio-visual."""
+def unav_timeline(rep: dict, pred: dict, i: int, classes: list[str], *, grid: TimeGrid) -> tuple[np.ndarray, ...]:
+    """The same for UnAV-100 (rows on `grid`): the best detection of each class (of those
+    `unav_report` scored), in both modalities, since the events are audio-visual; a row is
+    shown where its centre lies in the detection or the event."""
     T = len(pred["P"][i])
     shown = np.zeros((len(classes), T), np.int8)
     for c, s, e, _ in rep["events"][pred["keys"][i]]:
         if not shown[c].any():  # detections come best first
-            shown[c, int(round(s / HOP_S)):int(round(e / HOP_S))] = 1
-    gt = segment_labels([Event(*e) for e in pred["meta"][i]["events"]], classes, T, HOP_S)
-    return gt[0], gt[1], shown, shown
+            shown[c, grid.rows_within(s, e, T)] = 1
+    gt = np.zeros((len(classes), T), np.int8)
+    index = {c: k for k, c in enumerate(classes)}
+    for e in _events(pred["meta"][i]):
+        gt[index[e.label], grid.rows_within(e.onset, e.offset, T)] = 1
+    return gt, gt, shown, shown
 
 
-def unav_report(pred: dict, classes: list[str], proto: Protocol, class_thresholds=None) -> dict:
-    """Detection mAP at tIoU 0.1..0.9 and their mean (`proto.detection`'s detections),
-    video-level classification mAP of p, and AV segment and event F1 on one-second bins
-    (a row is positive where P_a and P_v reach `proto.frame_threshold` and p_c reaches
-    `proto.video_threshold`)."""
+def unav_report(pred: dict, classes: list[str], proto: Protocol, class_thresholds=None, *, grid: TimeGrid) -> dict:
+    """Detection mAP at tIoU 0.1..0.9 and their mean (`proto.detection`'s detections, rows to
+    seconds on `grid`, clamped to each video's duration), video-level classification mAP of
+    p, and AV segment and event F1 on one-second bins (a row is positive where P_a and P_v
+    reach `proto.frame_threshold` and p_c reaches `proto.video_threshold`)."""
     if class_thresholds is not None:
         raise ValueError("per-class threshold calibration is an LLP protocol; UnAV-100 has none")
     index = {c: i for i, c in enumerate(classes)}
@@ -76,10 +81,10 @@ def unav_report(pred: dict, classes: list[str], proto: Protocol, class_threshold
         evs = [(index[e.label], e.onset, e.offset) for e in _events(meta)]
         gts[key] = evs
         labels[n, [c for c, *_ in evs]] = 1
-        preds[key] = detections(P, p, proto.detection, HOP_S)
+        preds[key] = detections(P, p, proto.detection, grid, meta["duration"])
         g = gt_bins(evs, meta["duration"], len(classes))
         pos = (P[:, 0] >= proto.frame_threshold) & (P[:, 1] >= proto.frame_threshold) & (p >= proto.video_threshold)
-        pb.append(pred_bins(pos, g.shape[1], HOP_S))
+        pb.append(pred_bins(pos, g.shape[1], grid))
         gb.append(g)
     metrics = {**unav_map(preds, gts, len(classes)), "video_map": video_map(np.asarray(pred["p"]), labels),
                **av_bin_f1(pb, gb)}

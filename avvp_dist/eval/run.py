@@ -75,7 +75,7 @@ def write_outputs(result: dict, out_dir: str | Path, plots: int = 0) -> Path:
             key = pred["keys"][i]
             ga, gv, pa, pv = spec.timeline(rep, pred, i, classes)
             plot_timeline(out / "plots" / name / f"{key.replace('/', '%2F')}.png", f"{key} ({name})", classes, ga, gv, pa, pv,
-                          spec.data.seconds_per_row)
+                          spec.data.grid)
     return out / "metrics.json"
 
 

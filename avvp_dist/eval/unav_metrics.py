@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from avvp_dist.data.timegrid import TimeGrid
 from avvp_dist.eval.llp_metrics import event_counts, segment_counts, video_f1
 
-HOP_S = 0.32
 TIOU = np.round(np.arange(0.1, 1.0, 0.1), 1)
 
 
@@ -70,6 +70,16 @@ def average_precision(preds: list[tuple[str, float, float, float]], gts: list[tu
     return ap
 
 
+def _distinct(gts: list[tuple[str, float, float]], tol: float = 1e-3) -> list[tuple[str, float, float]]:
+    """The GT events of one class without repeats (the same video, start and end within `tol`
+    seconds), as the official evaluation removes them (UnAV's `remove_duplicate_annotations`)."""
+    out: list[tuple[str, float, float]] = []
+    for g in gts:
+        if not any(o[0] == g[0] and abs(o[1] - g[1]) <= tol and abs(o[2] - g[2]) <= tol for o in out):
+            out.append(g)
+    return out
+
+
 def unav_map(preds: dict[str, list[tuple[int, float, float, float]]], gts: dict[str, list[tuple[int, float, float]]],
              num_classes: int) -> dict[str, float]:
     """mAP (percent) at each tIoU and their mean, over classes with GT events."""
@@ -81,7 +91,7 @@ def unav_map(preds: dict[str, list[tuple[int, float, float, float]]], gts: dict[
         raise ValueError(f"class ids {bad[:5]} outside 0..{num_classes - 1}")
     aps = []
     for c in range(num_classes):
-        g = [(v, s, e) for v, evs in gts.items() for (cc, s, e) in evs if cc == c]
+        g = _distinct([(v, s, e) for v, evs in gts.items() for (cc, s, e) in evs if cc == c])
         if not g:
             continue
         pr = [(v, s, e, sc) for v, evs in preds.items() for (cc, s, e, sc) in evs if cc == c]
@@ -117,10 +127,11 @@ def gt_bins(events: list[tuple[int, float, float]], duration: float, num_classes
     return (cover >= 0.5).astype(np.int8)
 
 
-def pred_bins(pos_rows: np.ndarray, n_bins: int, hop: float = HOP_S) -> np.ndarray:
-    """(C, n_bins) bins where at least half of the rows (by their centre) are positive. pos_rows: (T, C)."""
+def pred_bins(pos_rows: np.ndarray, n_bins: int, grid: TimeGrid) -> np.ndarray:
+    """(C, n_bins) one-second bins where at least half of the rows (by their centre on `grid`)
+    are positive. pos_rows: (T, C)."""
     T, C = pos_rows.shape
-    bins = np.floor((np.arange(T) + 0.5) * hop).astype(int)
+    bins = np.floor(grid.centres(T)).astype(int)
     out = np.zeros((C, n_bins), np.int8)
     for b in range(n_bins):
         rows = pos_rows[bins == b]

@@ -54,8 +54,11 @@ def check_fits_data(path: str | Path, meta: dict, classes: list[str], features: 
                               f"the shards hold {describe_features(features)}")
 
 
-def save_model(model: AVVPModel, path: str | Path, classes: list[str], dataset: str, extra: dict | None = None) -> None:
-    """Writes atomically (temporary file, then rename)."""
+def save_model(model: AVVPModel, path: str | Path, classes: list[str], dataset: str, extra: dict | None = None,
+               feature_files: dict[str, dict] | None = None) -> None:
+    """Writes atomically (temporary file, then rename). feature_files: {feature name: {steps,
+    pool, file}}, how the training data's feature files were read (the shard manifest's
+    `source`), for `parse`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
@@ -68,6 +71,7 @@ def save_model(model: AVVPModel, path: str | Path, classes: list[str], dataset: 
         "state_dict": {k: v.detach().cpu().float() if v.is_floating_point() else v.cpu()
                        for k, v in model.state_dict().items()},
         "extra": extra or {},
+        "feature_files": feature_files or {},
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(blob, tmp)
