@@ -90,3 +90,19 @@ def test_unav_rows_checked_against_duration(tmp_path):
     cfg = DataConfig(dataset="unav100", root=str(tmp_path), features_dir=str(tmp_path), features=specs)
     assert [name for name, _, _ in raw_samples(records, cfg, counts)] == ["v0", "v1", "v2"]
     assert counts["feature_rows_off_duration"] == 2
+
+
+def test_feature_names_that_would_not_read_back_are_refused():
+    """Shard members are read back with lower-cased suffixes: `VGGish` sharded, then every
+    sample read back as missing its feature. Such names are refused, with the name to use."""
+    import json
+
+    from avvp_dist.config import ConfigError, load_config
+    from avvp_dist.data.features import FeatureSpec
+
+    with pytest.raises(ValueError, match="feature name 'VGGish'.*'vggish'"):
+        FeatureSpec("VGGish", "audio", 128)
+    with pytest.raises(ConfigError, match="VGGish"):
+        load_config(None, ["data.features=" + json.dumps([{"name": "VGGish", "modality": "audio", "dim": 8},
+                                                           {"name": "rgb", "modality": "visual", "dim": 8}])])
+    assert FeatureSpec("r2plus1d_18", "visual", 512).name == "r2plus1d_18"

@@ -123,3 +123,32 @@ def test_a_plain_webdataset_pipeline_reads_our_shards(shards):
               for s in pipeline]
     _same(theirs, _read(shards / "test"))
     assert len(theirs) == 9
+
+
+def test_the_webdataset_class_users_call_reads_our_shards(shards, http_root):
+    """`webdataset.WebDataset(url)` itself, over http, a brace URL of our shard names, with the
+    safe decoders: the samples of our stream, in the same order."""
+    manifest = Manifest.load(shards / "test")
+    names = ",".join(s.name[len("test-"):-len(".tar")] for s in manifest.shards)
+    url = f"{http_root}/test/test-{{{names}}}.tar" if len(manifest.shards) > 1 else f"{http_root}/test/{manifest.shards[0].name}"
+    safe = [wds.handle_extension("npy", lambda b: np.load(io.BytesIO(b), allow_pickle=False)),
+            wds.handle_extension("json", json.loads)]
+    dataset = wds.WebDataset(url, shardshuffle=False).decode(*safe)
+    theirs = [(decode_key(s["__key__"]), s["json"], {n: s[f"{n}.npy"].astype(np.float32) for n in SMALL_DIMS})
+              for s in dataset]
+    _same(theirs, _read(shards / "test"))
+    assert len(theirs) == 9
+
+
+@pytest.mark.parametrize("root, form", [
+    ("s3://bucket/llp_shards", "pipe:aws s3 cp s3://bucket/llp_shards/{} -"),
+    ("gs://bucket/llp_shards/", "pipe:gsutil cat gs://bucket/llp_shards/{}"),
+    ("hdfs://nn/llp", "pipe:<a command that writes hdfs://nn/llp/<file> to stdout"),
+    ("file:///data/llp", "give the local folder as a path: '/data/llp'")])
+def test_other_url_schemes_are_refused_with_the_pipe_form(root, form):
+    """Read as a local path, `s3://bucket/x` was a folder named `s3:` under the working directory."""
+    from avvp_dist.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [f"data.shards={root}"])
+    assert form in str(e.value)

@@ -6,6 +6,7 @@ from typing import Literal, Optional
 
 from avvp_dist.data.datasets import data_spec
 from avvp_dist.data.features import FeatureSpec
+from avvp_dist.data.location import check_root
 
 
 @dataclass
@@ -38,6 +39,7 @@ class DataConfig:
 
     def __post_init__(self):
         data_spec(self.dataset).feature_set(self.feature_set)  # unknown names: an error that lists the known ones
+        check_root(self.shards)  # s3:// and the like: the pipe: form that reads them
         for name in ("id_chars", "samples_per_shard", "batch_size", "piece_size", "shuffle_window"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

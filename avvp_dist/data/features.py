@@ -28,6 +28,11 @@ class FeatureSpec:
     file: str = "{name}/{id}.npy"
 
     def __post_init__(self):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", self.name):
+            # the name is a shard member's suffix, which WebDataset lowercases when reading
+            raise ValueError(f"feature name {self.name!r}: use lower-case letters, digits and '_' "
+                             f"(e.g. {re.sub(r'[^a-z0-9_]', '_', self.name.lower())!r}); shard members are read back "
+                             "with lower-cased suffixes, so any other name would shard and then never be found")
         if self.dim <= 0 or self.steps < 0 or self.pool <= 0:
             raise ValueError(f"feature {self.name!r}: dim, steps, pool must be positive")
         if self.steps and self.steps % self.pool:
@@ -70,13 +75,20 @@ def video_from_path(spec: FeatureSpec, path: str | Path) -> str | None:
 
 
 def load_array(path: Path) -> np.ndarray:
-    """`np.load` with pickle off; an object array or a non-npy file is a `FeatureError`."""
+    """`np.load` with pickle off; a missing, empty, truncated or non-npy file, or an object
+    array, is a `FeatureError` naming the file."""
     if not path.is_file():
         raise FeatureError(f"{path}: feature file not found")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic != b"\x93NUMPY":
+            raise FeatureError(f"{path}: not a .npy file ({'empty' if not magic else 'no NumPy header'})")
         return np.load(path, allow_pickle=False)
-    except ValueError as e:  # pickled object arrays and bad headers land here
+    except (ValueError, EOFError) as e:  # pickled object arrays, bad headers, truncated data
         raise FeatureError(f"{path}: not a plain .npy array ({e})") from e
+    except OSError as e:
+        raise FeatureError(f"{path}: cannot be read ({e.strerror or e})") from e
 
 
 MAX_ROWS_APART = 4  # variable-length features of one video may differ by this many rows (trimmed to the shortest)

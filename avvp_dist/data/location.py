@@ -2,7 +2,8 @@
 opener (`webdataset.gopen`), the ecosystem's convention for object stores.
 
 A shard root (`data.shards`) is a URL only when it starts with `http://`, `https://` or
-`pipe:`; anything else is a local path, opened with `open()`, whatever ':' it holds (a
+`pipe:`; another scheme (`s3://`, `gs://`, ...) is refused with the `pipe:` form that reads
+it (`check_root`); anything else is a local path, opened with `open()`, whatever ':' it holds (a
 relative path such as `run:1/shards` is not a scheme, and `pipe:` never runs unless the
 user wrote it). `http(s)://` roots are fetched by `curl` (webdataset's opener runs it), so
 curl must be on PATH. A `pipe:` root is a command with `{}` where the path below the root
@@ -15,6 +16,7 @@ goes, e.g. `pipe:aws s3 cp s3://bucket/llp_shards/{} -`; its standard output is 
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import IO, Union
@@ -26,8 +28,28 @@ URL_PREFIXES = ("http://", "https://", "pipe:")
 PLACEHOLDER = "{}"
 
 
+# how to read an object store's files as a pipe: root (its command-line tool writing to stdout)
+PIPE_FORMS = {"s3": "pipe:aws s3 cp {url}/{{}} -", "gs": "pipe:gsutil cat {url}/{{}}",
+              "az": "pipe:azcopy cp {url}/{{}} /dev/stdout", "hf": "pipe:curl -sL {url}/{{}}"}
+
+
 def is_url(location: Location) -> bool:
     return isinstance(location, str) and location.startswith(URL_PREFIXES)
+
+
+def check_root(shards: str) -> None:
+    """A shard root with a URL scheme this reader does not open itself (`s3://`, `gs://`, ...)
+    is a `ValueError` that shows the `pipe:` form reading it; a `file://` URL is refused too,
+    naming the plain path. (Read as a local path, `s3://bucket/x` was a folder named `s3:`.)"""
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", shards or "")
+    if m is None or shards.startswith(URL_PREFIXES):
+        return
+    scheme, url = m.group(1).lower(), shards.rstrip("/")
+    if scheme == "file":
+        raise ValueError(f"data.shards {shards!r}: give the local folder as a path: {shards[len('file://'):]!r}")
+    form = PIPE_FORMS.get(scheme, "pipe:<a command that writes {url}/<file> to stdout, with {{}} for <file>>")
+    raise ValueError(f"data.shards {shards!r}: {scheme}:// roots are not opened directly; read them through a "
+                     f"command, as a pipe: root: {form.format(url=url)!r}")
 
 
 def _check_pipe(root: str) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-from tqdm import tqdm
 
 from avvp_dist.data.keys import encode_key
 from avvp_dist.data.location import Location, file_in, is_url, open_location
+from avvp_dist.data.progress import progress as progress_bar
 
 MANIFEST = "manifest.json"
 FORMAT = "avvp_dist-shards/2"  # 2: per-sample sha256 (format 1 is refused: write the shards again)
@@ -236,7 +236,7 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
     folder.mkdir(parents=True, exist_ok=True)
     order = [f["name"] for f in features] + [f["name"] for f in labels]
     if progress:
-        samples = tqdm(samples, total=total, desc=f"shard {dataset}/{split}", unit="video")
+        samples = progress_bar(samples, total=total, desc=f"shard {dataset}/{split}", unit="video")
     writer, stats, seen = _ShardWriter(folder, split, samples_per_shard), _FeatureStats(features, dtype), set()
     for key, feats, meta in samples:
         if key in seen:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
+from avvp_dist.data.progress import progress
 
 
 class RunLogger:
@@ -26,7 +26,7 @@ class RunLogger:
             self.tb = SummaryWriter(str(self.run_dir / "tensorboard"))
         except ImportError:  # tensorboard is a dependency; a stripped install still trains
             self.tb = None
-        self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+        self.bar = progress(total=total_steps, initial=start_step, desc="train", unit="step")
 
     def record(self, kind: str, step: int, values: dict) -> None:
         if not self.enabled:
