@@ -2,6 +2,7 @@
 preemption, launch paths, and the CI-sized main job."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,12 +122,14 @@ def test_best_checkpoint_holds_the_best_validation_step(reference):
         assert any(not torch.equal(v, _params(reference / "final_teacher.pt")[k]) for k, v in best_params.items())
 
 
-def _signal_rank_once_training(procs, run_dir: Path, rank: int, signum: int) -> list[str]:
-    """Waits for a few logged steps, sends `signum` to one rank only, returns every rank's output."""
+def _signal_rank_once_training(procs, run_dir: Path, rank: int, signum: int, group: bool = False) -> list[str]:
+    """Waits for a few logged steps, sends `signum` to one rank only (with `group`: to its
+    whole process group, its DataLoader workers too, as scancel and SLURM do), returns every
+    rank's output."""
     try:
         _wait_for(lambda: (run_dir / "metrics.jsonl").is_file() and
                   (run_dir / "metrics.jsonl").read_text().count("\n") >= 5, 200, procs[0])
-        os.kill(procs[rank].pid, signum)
+        (os.killpg if group else os.kill)(procs[rank].pid, signum)
         return [p.communicate(timeout=120)[0] for p in procs]
     finally:
         for p in procs:
@@ -155,9 +158,11 @@ def test_preemption_signal_saves_on_all_ranks_and_resumes_bit_identical(shards, 
 
 
 def test_sigterm_saves_a_checkpoint_and_does_not_ask_for_a_requeue(shards, tmp_path):
+    """SIGTERM to rank 0's process group, its DataLoader worker included (what scancel sends):
+    the worker leaves the signal to the trainer (before, it died of it, and the rank with it)."""
     run_dir = tmp_path / "t"
-    procs = launch_ranks(2, run_dir, shards, "train.max_steps=100000", "train.log_every=1")
-    outputs = _signal_rank_once_training(procs, run_dir, 0, signal.SIGTERM)
+    procs = launch_ranks(2, run_dir, shards, "train.max_steps=100000", "train.log_every=1", "data.num_workers=1")
+    outputs = _signal_rank_once_training(procs, run_dir, 0, signal.SIGTERM, group=True)
     assert [p.returncode for p in procs] == [EXIT_TERMINATED] * 2, outputs
     assert "terminated (SIGTERM) at step" in outputs[0], outputs[0][-3000:]
     step = int(outputs[0].split("terminated (SIGTERM) at step ")[1].split(":")[0])
@@ -167,7 +172,10 @@ def test_sigterm_saves_a_checkpoint_and_does_not_ask_for_a_requeue(shards, tmp_p
     assert history(run_dir)[-1] == {**history(run_dir)[-1], "event": "end", "status": "terminated", "step": step}
 
 
-def test_exact_resume_under_zero2(shards, tmp_path):
+def test_exact_resume_under_zero2(shards, tmp_path, monkeypatch):
+    """Preempted under ZeRO 2 and resumed: bit-identical. On the way, a pickle planted in a rank's
+    ZeRO optimizer shard (DeepSpeed's own file) is refused by name before it is built."""
+    monkeypatch.chdir(tmp_path)
     steps = ["train.zero_stage=2", "train.max_steps=120", "train.checkpoint_every=0", "train.log_every=1"]
     straight = tmp_path / "straight"
     out = run(train_cmd(2, straight, shards, *steps))
@@ -176,7 +184,19 @@ def test_exact_resume_under_zero2(shards, tmp_path):
     procs = launch_ranks(2, run_dir, shards, *steps)
     outputs = _signal_rank_once_training(procs, run_dir, 0, signal.SIGUSR2)
     assert [p.returncode for p in procs] == [EXIT_PREEMPTED] * 2, outputs
-    assert list((run_dir / "checkpoints").glob("step_*/zero_pp_rank_1_mp_rank_00_optim_states.pt"))  # ZeRO's own parts
+    (optim,) = (run_dir / "checkpoints").glob("step_*/zero_pp_rank_1_mp_rank_00_optim_states.pt")  # ZeRO's own parts
+    from avvp_dist.engine.checkpoint import safe_load
+    from conftest import _Boom
+
+    original = optim.read_bytes()
+    blob = safe_load(optim)
+    blob["payload"] = _Boom()
+    torch.save(blob, optim)
+    out = run(train_cmd(2, run_dir, shards, *steps, "train.resume=auto"), cwd=tmp_path)
+    assert out.returncode != 0 and "zero_pp_rank_1_mp_rank_00_optim_states.pt: refused: it holds an object" in \
+        out.stdout + out.stderr, out.stdout[-2000:] + out.stderr[-2000:]
+    assert not (tmp_path / "UNPICKLED_MARKER").exists(), "the optimizer shard's pickle ran"
+    optim.write_bytes(original)
     out = run(train_cmd(2, run_dir, shards, *steps, "train.resume=auto"))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert losses(straight) == losses(run_dir)
@@ -298,8 +318,63 @@ def test_ci_sized_main_job(tmp_path):
     assert (tmp_path / "config.yaml").is_file() and json.loads((tmp_path / "run.json").read_text())["world_size"] == 2
 
 
+@pytest.mark.timeout(300)
+def test_a_crash_while_rewriting_a_checkpoint_resumes_from_the_last_complete_one(shards, reference, tmp_path):
+    """A run resumed from step 200 reaches step 300 again and rewrites its folder; killed in the
+    middle of that save (after DeepSpeed's files, before COMPLETE), the folder must not count as
+    complete (before: its old COMPLETE stayed, and resume=auto picked a mixed folder). The next
+    start clears it, resumes from step 200, and ends bit-identical to the uninterrupted run."""
+    run_dir = tmp_path / "again"
+    shutil.copytree(reference, run_dir)
+    for final in run_dir.glob("final_*.pt"):
+        final.unlink()  # the resumed run must write its own
+    root = run_dir / "checkpoints"
+    assert [p.name for p in sorted(root.glob("step_*"))] == ["step_0000200", "step_0000300"]
+    env = dict(os.environ, AVVP_TEST_KILL_AT_TAG="step_0000300")
+    killed = run(train_cmd(2, run_dir, shards, *STEPS, f"train.resume={root / 'step_0000200'}",
+                           script=str(Path(__file__).with_name("kill_in_save.py"))), env=env)
+    assert killed.returncode != 0, killed.stdout[-2000:]
+    assert not (root / "step_0000300" / "COMPLETE").exists()
+    out = run(train_cmd(2, run_dir, shards, *STEPS, "train.resume=auto"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "cleared 1 incomplete checkpoint folder(s) (a save cut short): step_0000300" in out.stdout
+    assert f"resumed from {root / 'step_0000200'} at step 200" in out.stdout
+    _same_final_parameters(reference, run_dir)
+
+
+@pytest.mark.timeout(180)
+def test_a_preemption_signal_during_start_up_checkpoints_and_asks_for_a_requeue(shards, tmp_path):
+    """SIGUSR2 while DeepSpeed starts (tests/signal_at_start.py): before, the handlers came
+    after DeepSpeed and the resume load, and the signal's default action killed the rank."""
+    run_dir = tmp_path / "early"
+    out = run(train_cmd(None, run_dir, shards, "train.max_steps=50", "train.plots=0",
+                        script=str(Path(__file__).with_name("signal_at_start.py"))))
+    assert out.returncode == EXIT_PREEMPTED, out.stdout[-2000:] + out.stderr[-2000:]
+    assert (run_dir / "checkpoints" / "step_0000001" / "COMPLETE").is_file()
+    assert [e["status"] for e in history(run_dir) if e["event"] == "end"] == ["preempted"]
+
+
+@pytest.mark.timeout(240)
+def test_every_resume_error_is_one_line_and_exit_2(shards, tmp_path):
+    """A damaged record, a folder without COMPLETE, a stream of another geometry: each a
+    one-line message and exit code 2 (before: a traceback and exit code 1)."""
+    run_dir = tmp_path / "run"
+    first = run(train_cmd(None, run_dir, shards, "train.max_steps=4", "train.checkpoint_every=2", "train.plots=0",
+                          "train.final_eval=false"))
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    step2, step4 = run_dir / "checkpoints" / "step_0000002", run_dir / "checkpoints" / "step_0000004"
+    (step4 / "run.json").write_text('{"model": {"d_model": 16')  # torn
+    cases = [(["train.resume=auto"], "run.json: not valid JSON"),
+             ([f"train.resume={tmp_path / 'nowhere'}"], "not a complete checkpoint (no COMPLETE marker; no such folder)"),
+             ([f"train.resume={step2}", "data.batch_size=3"], "cannot resume the data stream exactly")]
+    for extra, message in cases:
+        out = run(train_cmd(None, run_dir, shards, "train.max_steps=6", "train.plots=0", *extra))
+        assert out.returncode == 2, (extra, out.stdout[-2000:] + out.stderr[-2000:])
+        assert message in out.stderr and "Traceback" not in out.stderr, (extra, out.stderr[-2000:])
+
+
 def test_resume_never_picks_a_half_written_checkpoint(tmp_path):
-    from avvp_dist.engine.checkpoint import find_resume
+    from avvp_dist.engine.checkpoint import CheckpointError, find_resume
 
     root = tmp_path / "checkpoints"
     (root / "step_0000100").mkdir(parents=True)
@@ -308,7 +383,7 @@ def test_resume_never_picks_a_half_written_checkpoint(tmp_path):
     (root / "step_0000200" / "mp_rank_00_model_states.pt").write_bytes(b"partial")
     assert find_resume(tmp_path, "auto") == root / "step_0000100"
     assert find_resume(tmp_path, "") is None
-    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+    with pytest.raises(CheckpointError, match="not a complete checkpoint"):
         find_resume(tmp_path, str(root / "step_0000200"))
 
 

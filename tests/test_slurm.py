@@ -415,6 +415,28 @@ def test_sbatch_preemption_requeues_and_resumes_to_the_same_parameters(cluster_e
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
+def test_sbatch_sigterm_checkpoints_and_is_not_requeued(cluster_env, data, tmp_path):
+    """`scancel --signal=TERM` (what an administrator's scancel or SLURM's own preemption sends
+    the tasks): every rank saves its part of a checkpoint, rank 0 leaves TERMINATED, and the
+    batch script takes its SIGTERM branch: no requeue, exit code 143."""
+    run_dir = tmp_path / "run"
+    job = _sbatch(cluster_env, run_dir, tmp_path / "job.out", _overrides(data))
+    _wait("training to pass step 60", lambda: _steps_logged(run_dir) > 60 or _state(cluster_env, job) not in
+          ("PENDING", "RUNNING", "CONFIGURING"), 240)
+    _cmd(cluster_env, "scancel", "--signal=TERM", job)  # the tasks, not the batch script
+    state = _wait_done(cluster_env, job, 240)
+    out = (tmp_path / "job.out").read_text()
+    assert state == "FAILED", (state, out[-3000:])
+    assert "stopped by SIGTERM after a checkpoint; not requeued" in out and "(restart 1)" not in out, out[-3000:]
+    assert (run_dir / "TERMINATED").is_file() and not (run_dir / "PREEMPTED").exists()
+    step = int(re.match(r"step (\d+)", (run_dir / "TERMINATED").read_text()).group(1))
+    assert 0 < step < STEPS and (run_dir / "checkpoints" / f"step_{step:07d}" / "COMPLETE").is_file()
+    ends = [e for e in history(run_dir) if e["event"] == "end"]
+    assert [e["status"] for e in ends] == ["terminated"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_submitit_two_nodes_preempted_requeued_result_comes_back(cluster_env, data, uninterrupted, tmp_path,
                                                                   monkeypatch):
     from avvp_dist.launch.submit import Resources, submit

@@ -46,3 +46,20 @@ def test_a_run_that_needs_a_teacher_refuses_a_checkpoint_without_one():
     shared = TrainState(Stream()).state_dict()
     with pytest.raises(ValueError, match="has no EMA teacher"):
         TrainState(Stream(), Teacher()).load_state_dict(shared, TrainState(Stream()).rank_state_dict())
+
+
+def test_a_torn_last_history_line_is_reported_skipped_and_the_next_start_appends(tmp_path, caplog):
+    """A power loss mid-write leaves half a line with no newline: every later start read it
+    with json.loads and failed. Now it is skipped with a warning, and the next event starts a
+    line of its own."""
+    import json
+
+    from avvp_dist.engine.record import HISTORY, _append, history, start_reason
+
+    first = {"event": "start", "step": 0, "restart_count": 0}
+    (tmp_path / HISTORY).write_text(json.dumps(first) + "\n" + '{"event": "end", "status": "pre')
+    assert history(tmp_path) == [first] and "not a history event" in caplog.text
+    assert start_reason(history(tmp_path), 0).startswith("crash")  # the start before recorded no (readable) end
+    _append(tmp_path, {"event": "start", "step": 100})
+    assert history(tmp_path) == [first, {"event": "start", "step": 100}]
+    assert (tmp_path / HISTORY).read_text().splitlines()[-1] == '{"event": "start", "step": 100}'

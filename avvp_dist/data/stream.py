@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import tarfile
 from collections import Counter
 from pathlib import Path
@@ -183,6 +184,18 @@ class _SlotReader(IterableDataset):
                 yield collate(good, self.manifest.classes, names, pair), skipped
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # what schedulers send to stop or preempt a job
+
+
+def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """A DataLoader worker ignores the stop and preemption signals: scancel and SLURM send them
+    to every process of a task, and a worker that died of one took its rank down with it
+    ("DataLoader worker is killed by signal: Terminated") instead of letting the trainer save
+    a checkpoint. The trainer stops the workers itself when it ends."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
 class ShardStream:
     """Batches of one rank over a shard folder, epoch after epoch, resumable.
 
@@ -222,7 +235,8 @@ class ShardStream:
         # or a run resumed mid-epoch would see other random numbers than an uninterrupted one
         gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, self.rank)) & 0x7FFFFFFF)
         loader = DataLoader(reader, batch_size=None, num_workers=self.cfg.num_workers,
-                            prefetch_factor=2 if self.cfg.num_workers else None, generator=gen)
+                            prefetch_factor=2 if self.cfg.num_workers else None, generator=gen,
+                            worker_init_fn=leave_stop_signals_to_the_trainer)
         skipped: Counter = Counter()
         samples = 0
         for batch, bad in loader:

@@ -208,9 +208,13 @@ def _build(asked: RunConfig, env: DistEnv, threads: int) -> Run:
     _check_shards(cfg, shards, stream.manifest)
     model = _model(cfg, stream.manifest, shards)
     num_parameters = sum(p.numel() for p in model.parameters())
-    record = {"model": dataclasses.asdict(cfg.model), "features": stream.manifest.features,
+    features = [{k: v for k, v in f.items() if k != "source"} for f in stream.manifest.features]
+    record = {"model": dataclasses.asdict(cfg.model), "features": features,
               "classes": list(stream.manifest.classes), "dataset": stream.manifest.dataset,
               "world_size": env.world_size}
+    if env.rank == 0 and (cleared := ckpt.clear_incomplete(run_dir)):
+        print(f"cleared {len(cleared)} incomplete checkpoint folder(s) (a save cut short): {', '.join(cleared)}",
+              flush=True)
     resume = ckpt.find_resume(run_dir, cfg.train.resume)
     if resume is not None:  # before anything is loaded or written
         ckpt.check_fits(resume, record)

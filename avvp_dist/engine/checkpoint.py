@@ -5,7 +5,9 @@ its ZeRO part), `rank_R.pt` per rank (stream position, RNG state), `run.json` (w
 checkpoint fits: model config, features, classes, world size; read before anything is
 loaded), and `COMPLETE`, written by rank 0 after a barrier once every rank has finished.
 `latest` names the newest complete one and is replaced atomically. A folder without
-`COMPLETE` (a crash while saving) is never resumed from.
+`COMPLETE` (a crash while saving) is never resumed from, and is cleared at the next start;
+a folder written again (a run resumed from an older step reaches it anew) loses its
+`COMPLETE` first, so a crash during the rewrite never leaves a mixed folder marked complete.
 
 Loading never unpickles arbitrary objects: every file is read with
 `torch.load(weights_only=True)`. DeepSpeed's own loader uses `weights_only=False`, so the
@@ -77,7 +79,13 @@ def check_fits(path: Path, record: dict) -> None:
     file = path / RECORD
     if not file.is_file():
         raise CheckpointError(f"{file}: missing; the checkpoint was written by an older avvp_dist")
-    saved = json.loads(file.read_text())
+    try:
+        saved = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file}: not valid JSON ({e}); the checkpoint's record is damaged: resume from "
+                              "another checkpoint (train.resume=<folder>)") from None
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{file}: holds a {type(saved).__name__}, not the checkpoint's record")
     diffs = []
     for key, now in record.items():
         then = saved.get(key)
@@ -102,6 +110,17 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("step_*") if (p / COMPLETE).is_file())
 
 
+def clear_incomplete(run_dir: Path) -> list[str]:
+    """Removes the checkpoint folders without `COMPLETE` (a crash while saving); returns their
+    names. Rank 0 calls it at start, before any rank writes a checkpoint."""
+    root = run_dir / "checkpoints"
+    gone = [p for p in sorted(root.glob("step_*")) if p.is_dir() and not (p / COMPLETE).is_file()] \
+        if root.is_dir() else []
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return [p.name for p in gone]
+
+
 def find_resume(run_dir: Path, resume: str) -> Path | None:
     """The checkpoint folder to resume from: `auto` = newest complete one (None if none)."""
     if not resume:
@@ -111,7 +130,8 @@ def find_resume(run_dir: Path, resume: str) -> Path | None:
         return found[-1] if found else None
     path = Path(resume)
     if not (path / COMPLETE).is_file():
-        raise FileNotFoundError(f"{path}: not a complete checkpoint (no {COMPLETE} marker)")
+        raise CheckpointError(f"{path}: not a complete checkpoint (no {COMPLETE} marker"
+                              + (")" if path.is_dir() else "; no such folder)"))
     return path
 
 
@@ -121,6 +141,11 @@ def save(engine, run_dir: Path, step: int, client_state: dict, rank_state: dict,
     the checkpoint fits (`check_fits`), written by rank 0 as its `run.json`."""
     root = run_dir / "checkpoints"
     path = root / tag(step)
+    if rank == 0 and path.exists():  # a rewrite (a resume from an older step): never under an old COMPLETE
+        (path / COMPLETE).unlink(missing_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+    if dist.is_initialized():
+        dist.barrier()
     engine.save_checkpoint(str(root), tag=tag(step), client_state=client_state, save_latest=False)
     torch.save(rank_state, path / f"rank_{rank}.pt.tmp")
     os.replace(path / f"rank_{rank}.pt.tmp", path / f"rank_{rank}.pt")
@@ -145,7 +170,7 @@ def load(engine, path: Path, rank: int) -> tuple[dict, dict]:
         raise CheckpointError("the engine would load with weights_only=False: call weights_only_engine(engine) first")
     rank_file = path / f"rank_{rank}.pt"
     if not rank_file.is_file():
-        raise FileNotFoundError(f"{rank_file}: missing; was the checkpoint written with another world size?")
+        raise CheckpointError(f"{rank_file}: missing; was the checkpoint written with another world size?")
     rank_state = safe_load(rank_file)
     _, client_state = engine.load_checkpoint(str(path.parent), tag=path.name)
     return client_state or {}, rank_state

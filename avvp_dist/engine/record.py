@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -48,15 +49,32 @@ def job_id() -> str | None:
 
 
 def history(run_dir: Path) -> list[dict]:
+    """The events of `history.jsonl`, oldest first. A line that is not JSON (a write cut
+    short, e.g. by a power loss) is reported and skipped: it never stops a start."""
     path = Path(run_dir) / HISTORY
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    events = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            event = None
+        if not isinstance(event, dict) or "event" not in event:
+            logging.getLogger(__name__).warning("%s: line %d is not a history event (a write cut short?); skipped: %r",
+                                                path, number, line[:120])
+            continue
+        events.append(event)
+    return events
 
 
 def _append(run_dir: Path, event: dict) -> None:
-    with open(Path(run_dir) / HISTORY, "a") as f:
-        f.write(json.dumps(event) + "\n")
+    path = Path(run_dir) / HISTORY
+    torn = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+    with open(path, "a") as f:
+        f.write(("\n" if torn else "") + json.dumps(event) + "\n")  # a torn last line stays alone on its line
         f.flush()
         os.fsync(f.fileno())
 

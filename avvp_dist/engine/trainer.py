@@ -30,7 +30,7 @@ from avvp_dist.profiling import NULL_TIMER, StepTimer
 class Trainer:
     """Runs a built `Run` to `train.max_steps`: `Trainer(build_run(cfg)).run()`."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, signals: StopSignals | None = None):
         self.parts, self.cfg, self.state = run, run.cfg, run.state
         self.engine, self.teacher, self.rank = run.engine, run.teacher, run.rank
         self.select_metric = dataset_spec(run.manifest.dataset).select_metric
@@ -45,7 +45,7 @@ class Trainer:
             self._restore(run.resume)
         if self.rank == 0:  # only now: a checkpoint that does not fit, or is refused, leaves the folder as it was
             self._record_start()
-        self.signals = StopSignals()
+        self.signals = signals or StopSignals()  # `train` installs them before the build
         self.stop_kind = NONE
         self.logger = RunLogger(run.run_dir, self.rank == 0, self.cfg.train.max_steps, self.state.step)
 
@@ -77,8 +77,15 @@ class Trainer:
                              self.parts.record)
 
     def _restore(self, path: Path) -> None:
-        client, rank_state = ckpt.load(self.engine, path, self.rank)
-        self.state.load_state_dict(client, rank_state, source=str(path))
+        """Loads a checkpoint; what stops it (a damaged file, a stream of another geometry, a
+        state of another format) is a `CheckpointError`: one line and exit code 2."""
+        try:
+            client, rank_state = ckpt.load(self.engine, path, self.rank)
+            self.state.load_state_dict(client, rank_state, source=str(path))
+        except ckpt.CheckpointError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError, RuntimeError) as e:
+            raise ckpt.CheckpointError(f"{path}: cannot resume from it: {e}") from e
         if self.rank == 0:
             print(f"resumed from {path} at step {self.step}", flush=True)
 
@@ -217,9 +224,16 @@ class Trainer:
 
 def train(cfg: RunConfig) -> int:
     """Builds the run, trains it, then leaves the process group; returns the exit code (0,
-    EXIT_PREEMPTED or EXIT_TERMINATED). What every launcher ends in (`launch.entry`)."""
-    with leaving_group_on_error():
-        trainer = Trainer(build_run(cfg))
+    EXIT_PREEMPTED or EXIT_TERMINATED). What every launcher ends in (`launch.entry`). The stop
+    signals' handlers come first: a SIGUSR2 or SIGTERM during start-up (DeepSpeed's start, the
+    resume load) is kept, and the first step saves a checkpoint and stops as it asks."""
+    signals = StopSignals()
+    try:
+        with leaving_group_on_error():
+            trainer = Trainer(build_run(cfg), signals)
+    except BaseException:
+        signals.restore()
+        raise
     code = trainer.run()
     if dist.is_initialized():  # only after a clean finish: a failed rank must not wait here
         dist.barrier()
