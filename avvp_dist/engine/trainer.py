@@ -18,7 +18,7 @@ from avvp_dist.data.batch import Batch
 from avvp_dist.engine import checkpoint as ckpt
 from avvp_dist.engine.build import Run, build_run, leaving_group_on_error
 from avvp_dist.engine.logger import RunLogger
-from avvp_dist.engine.record import describe_preset, preset_record, record_end, record_start
+from avvp_dist.engine.record import describe_preset, record_end, record_start
 from avvp_dist.engine.report import evaluate_models, finish, models_of, save_models, start_notes, write_profile
 from avvp_dist.engine.stop import NONE, STATUS, StopSignals, TrainingStopped, agree_step, clear_markers, stopped
 from avvp_dist.engine.throughput import COMPILE_WARMUP_STEPS, Throughput
