@@ -36,11 +36,6 @@ class BatchPlan:
     grad_accum: int
     explicit_per_rank: bool
 
-    @property
-    def per_rank(self) -> int:
-        """Videos per rank per optimizer step."""
-        return self.micro_batch * self.grad_accum
-
     def describe(self) -> str:
         how = ("per-rank batch set explicitly (data.batch_size, train.global_batch 0): the global batch grows with "
                "the world size" if self.explicit_per_rank else "train.global_batch, the same at every world size")

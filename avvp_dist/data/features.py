@@ -82,9 +82,12 @@ def load_array(path: Path) -> np.ndarray:
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
-        if magic != b"\x93NUMPY":
-            raise FeatureError(f"{path}: not a .npy file ({'empty' if not magic else 'no NumPy header'})")
-        return np.load(path, allow_pickle=False)
+            if magic != b"\x93NUMPY":
+                raise FeatureError(f"{path}: not a .npy file ({'empty' if not magic else 'no NumPy header'})")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    except FeatureError:
+        raise
     except (ValueError, EOFError) as e:  # pickled object arrays, bad headers, truncated data
         raise FeatureError(f"{path}: not a plain .npy array ({e})") from e
     except OSError as e:

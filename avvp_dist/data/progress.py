@@ -1,7 +1,7 @@
 """Progress for people and for log files: tqdm's bar on a terminal; elsewhere (a SLURM task's
 log, a pipe, a file) one plain line every `AVVP_PROGRESS_S` seconds (default 30) and a last
-line with the count, the time and the rate. A bar redrawn with carriage returns is unreadable
-in a log: a 2,250-step run wrote 120 KB of them per task."""
+line with the count, the time and the rate. A bar redrawn with carriage returns fills a log
+with one partial line per update."""
 from __future__ import annotations
 
 import os

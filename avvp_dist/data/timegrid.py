@@ -31,11 +31,12 @@ class TimeGrid:
         """(rows,) seconds of each row's centre."""
         return self.offset_s + self.hop_s * (np.arange(rows) + 0.5)
 
-    def segment(self, a: int, b: int, duration: float | None = None) -> tuple[float, float]:
-        """Seconds of rows [a, b), clamped to [0, duration] when the duration is known."""
+    def segment(self, a, b, duration: float | None = None):
+        """(start, end) seconds of rows [a, b) (numbers or arrays), clamped to [0, duration] when
+        the duration is known."""
         start, end = self.seconds(a), self.seconds(b)
         if duration is not None:
-            start, end = min(max(start, 0.0), duration), min(max(end, 0.0), duration)
+            start, end = np.clip(start, 0.0, duration), np.clip(end, 0.0, duration)
         return start, end
 
     def rows_within(self, start_s: float, end_s: float, rows: int) -> np.ndarray:

@@ -28,11 +28,8 @@ def device_index(local_rank: int, visible: int) -> int:
     if visible == 1:
         return 0
     if local_rank >= visible:
-        shown = os.environ.get("CUDA_VISIBLE_DEVICES")
-        raise RuntimeError(f"local rank {local_rank} but this process sees {visible} GPUs"
-                           + (f" (CUDA_VISIBLE_DEVICES={shown})" if shown is not None else "")
-                           + ": start at most one rank per GPU on a node, or make one GPU visible per task "
-                             "(srun --gpus-per-task=1)")
+        raise RuntimeError(f"local rank {local_rank} but this process sees {visible} GPUs: start at most one rank "
+                           "per GPU on a node, or make one GPU visible per task (srun --gpus-per-task=1)")
     return local_rank
 
 
@@ -40,6 +37,9 @@ def bind_device(env: DistEnv) -> torch.device:
     """Selects this rank's GPU (`device_index`) and returns it; the CPU when CUDA is absent."""
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    index = device_index(env.local_rank, torch.cuda.device_count())
+    try:
+        index = device_index(env.local_rank, torch.cuda.device_count())
+    except RuntimeError as e:  # this machine's own setting, which the dry run does not know
+        raise RuntimeError(f"{e} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})") from None
     torch.cuda.set_device(index)
     return torch.device("cuda", index)

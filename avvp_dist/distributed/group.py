@@ -24,10 +24,7 @@ def init_distributed(env: DistEnv, timeout_s: float = 600) -> torch.device:
     # a lone process (no launcher) needs no TCP store: picking a free port and binding it later
     # raced with other processes (EADDRINUSE seen in the test suite)
     store = dist.HashStore() if env.world_size == 1 and not launcher_set else None
-    if device.type == "cuda":  # NCCL's communicator on this rank's GPU from the start (no guessing)
-        dist.init_process_group("nccl", store=store, rank=env.rank, world_size=env.world_size,
-                                timeout=timedelta(seconds=timeout_s), device_id=device)
-    else:
-        dist.init_process_group("gloo", store=store, rank=env.rank, world_size=env.world_size,
-                                timeout=timedelta(seconds=timeout_s))
+    cuda = device.type == "cuda"  # NCCL's communicator on this rank's GPU from the start (no guessing)
+    dist.init_process_group("nccl" if cuda else "gloo", store=store, rank=env.rank, world_size=env.world_size,
+                            timeout=timedelta(seconds=timeout_s), **({"device_id": device} if cuda else {}))
     return device

@@ -113,9 +113,7 @@ def complete_checkpoints(folder: Path) -> list[Path]:
 def clear_incomplete(run_dir: Path) -> list[str]:
     """Removes the checkpoint folders without `COMPLETE` (a crash while saving); returns their
     names. Rank 0 calls it at start, before any rank writes a checkpoint."""
-    root = run_dir / "checkpoints"
-    gone = [p for p in sorted(root.glob("step_*")) if p.is_dir() and not (p / COMPLETE).is_file()] \
-        if root.is_dir() else []
+    gone = [p for p in sorted((run_dir / "checkpoints").glob("step_*")) if p.is_dir() and not (p / COMPLETE).is_file()]
     for p in gone:
         shutil.rmtree(p, ignore_errors=True)
     return [p.name for p in gone]

@@ -72,7 +72,11 @@ def history(run_dir: Path) -> list[dict]:
 
 def _append(run_dir: Path, event: dict) -> None:
     path = Path(run_dir) / HISTORY
-    torn = path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n")
+    torn = False
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
     with open(path, "a") as f:
         f.write(("\n" if torn else "") + json.dumps(event) + "\n")  # a torn last line stays alone on its line
         f.flush()

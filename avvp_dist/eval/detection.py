@@ -95,9 +95,7 @@ def _candidates(a_c: np.ndarray, p_c: float, cfg: DetectionConfig, grid: TimeGri
     if not len(ab):
         return np.zeros((0, 2)), np.zeros(0)
     scores = _run_scores(a_c, ab[:, 0], ab[:, 1], cfg.score) * p_c
-    start, end = grid.seconds(ab[:, 0].astype(np.float64)), grid.seconds(ab[:, 1].astype(np.float64))
-    if duration is not None:
-        start, end = np.clip(start, 0.0, duration), np.clip(end, 0.0, duration)
+    start, end = grid.segment(ab[:, 0].astype(np.float64), ab[:, 1].astype(np.float64), duration)
     segs = np.stack([start, end], 1)
     _, first = np.unique(segs, axis=0, return_index=True)  # runs the clamp made equal count once
     ok = np.zeros(len(segs), bool)
