@@ -103,7 +103,12 @@ def read_feature(path: Path, spec: FeatureSpec) -> np.ndarray:
     Fixed-length features must have exactly `spec.steps` rows (res152: 80 frames, pooled to
     10 segments); `spec.pool` averages groups of rows.
     """
-    arr = load_array(path)
+    return check_feature(load_array(path), spec, path)
+
+
+def check_feature(arr: np.ndarray, spec: FeatureSpec, path: str | Path) -> np.ndarray:
+    """`read_feature` on an array in hand (an extractor's output, named `path`): the checks,
+    float32 and the pooling, the same for a file and for features written straight to shards."""
     if arr.ndim != 2 or arr.shape[1] != spec.dim:
         raise FeatureError(f"{path}: shape {arr.shape}, expected (T, {spec.dim}) for feature {spec.name!r}")
     if spec.steps and arr.shape[0] != spec.steps:

@@ -164,7 +164,7 @@ def sample_members(name: str, features: dict[str, np.ndarray], meta: dict,
         yield f"{key}.{name}.npy", npy_bytes(features[name].astype(dtype))
 
 
-class _FeatureStats:
+class FeatureStats:
     """Per-dimension mean and std of each feature over every row written, in the shard dtype."""
 
     def __init__(self, features: list[dict], dtype: str):
@@ -178,6 +178,13 @@ class _FeatureStats:
             self.sums[name] += (x.sum(0), (x * x).sum(0))
             self.rows[name] += len(x)
 
+    def merge(self, sums: dict[str, list], rows: dict[str, int]) -> None:
+        """Adds another writer's `sums` ({name: [sum, sum of squares]}) and `rows`: the
+        statistics of shards written by several processes."""
+        for name in self.sums:
+            self.sums[name] += np.asarray(sums[name], dtype=np.float64)
+            self.rows[name] += rows[name]
+
     def result(self) -> dict:
         stats = {}
         for name, (s1, s2) in self.sums.items():
@@ -188,18 +195,19 @@ class _FeatureStats:
         return stats
 
 
-class _ShardWriter:
-    """`<split>-NNNNN.tar` shards of `per_shard` samples each, each written to a temporary name
-    and renamed when complete."""
+class ShardWriter:
+    """`<prefix>-NNNNN.tar` shards of `per_shard` samples each (prefix: the split; one per
+    process where several write a split), numbered from `start`, each written to a temporary
+    name and renamed when complete."""
 
-    def __init__(self, folder: Path, split: str, per_shard: int):
-        self.folder, self.split, self.per_shard = folder, split, per_shard
+    def __init__(self, folder: Path, prefix: str, per_shard: int, start: int = 0):
+        self.folder, self.prefix, self.per_shard, self.start = folder, prefix, per_shard, start
         self.shards: list[ShardInfo] = []
         self.tar, self.count, self.digests = None, 0, []
 
     def add(self, members: Iterable[tuple[str, bytes]]) -> None:
         if self.tar is None:
-            self.tar = tarfile.open(self.folder / f"{self.split}-{len(self.shards):05d}.tar.tmp", "w",
+            self.tar = tarfile.open(self.folder / f"{self._name()}.tmp", "w",
                                     format=tarfile.USTAR_FORMAT)
             self.count = 0
         digest = hashlib.sha256()
@@ -211,11 +219,14 @@ class _ShardWriter:
         if self.count == self.per_shard:
             self.close()
 
+    def _name(self) -> str:
+        return f"{self.prefix}-{self.start + len(self.shards):05d}.tar"
+
     def close(self) -> None:
         if self.tar is None:
             return
         self.tar.close()
-        name = f"{self.split}-{len(self.shards):05d}.tar"
+        name = self._name()
         path = self.folder / name
         os.replace(self.folder / (name + ".tmp"), path)
         self.shards.append(ShardInfo(name, self.count, _sha256(path), path.stat().st_size, self.digests))
@@ -237,7 +248,7 @@ def write_shards(samples: Iterable[tuple[str, dict, dict]], folder: str | Path, 
     order = [f["name"] for f in features] + [f["name"] for f in labels]
     if progress:
         samples = progress_bar(samples, total=total, desc=f"shard {dataset}/{split}", unit="video")
-    writer, stats, seen = _ShardWriter(folder, split, samples_per_shard), _FeatureStats(features, dtype), set()
+    writer, stats, seen = ShardWriter(folder, split, samples_per_shard), FeatureStats(features, dtype), set()
     for key, feats, meta in samples:
         if key in seen:
             raise ShardError(f"{folder}: duplicate video {key!r}")
