@@ -1,9 +1,9 @@
-"""`avvp-dist` console entry: synth, shard, train, demo, eval, submit, parse.
+"""`avvp-dist` console entry: synth, shard, extract, train, demo, eval, submit, parse.
 
 Every subcommand takes `--config FILE.yaml` and dotted overrides (`data.batch_size=8`);
 the config is checked completely before any work starts. The subcommands that need
-DeepSpeed (train, eval) or submitit (submit) import them when they run, so that `--help`,
-`synth` and `shard` start without loading them.
+DeepSpeed (train, eval), submitit (submit) or the extraction networks (extract, parse of a video)
+import them when they run, so that `--help`, `synth` and `shard` start without loading them.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from avvp_dist.data.location import Location, is_url, shard_root
 from avvp_dist.data.raw import raw_samples, read_annotations, shard_features
 from avvp_dist.data.shards import Manifest, ShardError, write_shards
 from avvp_dist.data.synth import SYNTH_VERSION, synthesize
+from avvp_dist.extract.encoders import WeightsError
+from avvp_dist.extract.timing import ExtractError
 from avvp_dist.model.checkpoint import CheckpointError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "recipes" / "configs" / "llp_synth.yaml"
@@ -146,14 +148,54 @@ def cmd_submit(cfg: RunConfig, args, overrides: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_extract(cfg: RunConfig, args) -> int:
+    """`.npy` files under --out, or with --shards the annotated splits as shards (data.shards
+    or <run_dir>/shards), on every rank of the launcher."""
+    from avvp_dist.extract.job import run_extract
+
+    if not args.shards and not args.out:
+        raise ConfigError("extract: give --out FOLDER for .npy files, or --shards")
+    features = [f for f in (args.features or "").split(",") if f] or None
+    return run_extract(cfg.data, args.videos, args.out, str(shard_dir(cfg)) if args.shards else None,
+                       [s for s in args.splits.split(",") if s], features)
+
+
+def parse_video_file(parser, path: Path) -> dict:
+    """Extracts the checkpoint's features from a video file (the recipe of its dataset's
+    release that makes them) and parses them."""
+    from avvp_dist.data.features import check_feature, common_length
+    from avvp_dist.extract.run import Extractor
+
+    specs = [parser.feature_spec(f) for f in parser.model.features]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    arrays = Extractor.build(parser.dataset, None, specs, device).rows(path)
+    names = {s.name: f"{path} ({s.name})" for s in specs}
+    feats = common_length({s.name: check_feature(arrays[s.name], s, names[s.name]) for s in specs}, names)
+    return {"video": path.stem, "events": parser.parse(feats)}
+
+
 def cmd_parse(args) -> None:
     from avvp_dist.eval.parse import VideoParser
+    from avvp_dist.extract.run import VIDEO_SUFFIXES
 
+    if len(args.features) == 1 and Path(args.features[0]).suffix.lower() in VIDEO_SUFFIXES:
+        result = parse_video_file(VideoParser(args.checkpoint, args.protocol), Path(args.features[0]))
+        print(json.dumps(result | ({"video": args.video} if args.video else {}), indent=1))
+        return
     bad = [item for item in args.features if "=" not in item]
     if bad:
         raise ValueError(f"{bad[0]!r}: give each feature file as name=path.npy (e.g. vggish=a.npy)")
     paths = dict(item.split("=", 1) for item in args.features)
     print(json.dumps(VideoParser(args.checkpoint, args.protocol).parse_video(paths, args.video), indent=1))
+
+
+def _extract_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--videos", required=True, help="a folder of video files, or a text file listing them")
+    s.add_argument("--out", help="folder for the .npy files in the release's layout (data.features_dir for `shard`)")
+    s.add_argument("--shards", action="store_true",
+                   help="write the annotated splits (data.root) as shards to data.shards or <run_dir>/shards")
+    s.add_argument("--features", help="comma-separated features of the set (default: all of them)")
+    s.add_argument("--splits", default=",".join(SPLITS), help="with --shards: comma-separated splits (default: all)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="shorthand for synth.out")
     s = add("shard", "write WebDataset shards + manifest from a raw dataset folder")
     s.add_argument("--splits", default=",".join(SPLITS), help="comma-separated splits (default: all)")
+    _extract_arguments(add("extract", "raw videos to a published feature set: .npy files (--out) or shards (--shards)"))
     add("train", "train with DeepSpeed (python, torchrun, accelerate launch, srun, submitit)")
     add("demo", "the main job on the embedded synthetic data")
     s = add("eval", "score model checkpoints on a split of the shards (data.shards or <run_dir>/shards)")
@@ -194,11 +237,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")],
                    help="comma-separated seeds: a job array, one run per seed in <run_dir>/seed<N>")
     s.add_argument("--wait", action="store_true", help="wait for the results and print them")
-    s = sub.add_parser("parse", help="parse one video: feature files in, events (JSON) out")
+    s = sub.add_parser("parse", help="parse one video: a video file or its feature files in, events (JSON) out")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--protocol", default="han")
     s.add_argument("--video", help="the video's name in the output (default: from the first file's path)")
-    s.add_argument("features", nargs="+", help="name=path.npy for each feature the model needs")
+    s.add_argument("features", nargs="+", help="VIDEO.mp4 (its features extracted as the checkpoint's were), "
+                   "or name=path.npy for each feature the model needs")
     return p
 
 
@@ -208,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "parse":
         try:
             cmd_parse(args)
-        except (ValueError, FeatureError, OSError) as e:
+        except (ValueError, FeatureError, OSError, WeightsError) as e:  # ExtractError is a ValueError
             print(f"avvp-dist parse: error: {e}", file=sys.stderr)
             return 2
         return 0
@@ -228,11 +272,13 @@ def main(argv: list[str] | None = None) -> int:
             cmd_shard(cfg, [s for s in args.splits.split(",") if s])
         elif args.command == "demo":
             return cmd_demo(cfg, overrides, config)
+        elif args.command == "extract":
+            return cmd_extract(cfg, args)
         elif args.command == "eval":
             cmd_eval(cfg, args)
         elif args.command == "submit":
             return cmd_submit(cfg, args, overrides)
-    except (ConfigError, AnnotationError, FeatureError, ShardError, CheckpointError) as e:
+    except (ConfigError, AnnotationError, FeatureError, ShardError, CheckpointError, ExtractError, WeightsError) as e:
         print(f"avvp-dist {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

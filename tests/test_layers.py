@@ -8,11 +8,12 @@ MAY_IMPORT = {
     "data": {"data"}, "model": {"model"}, "kernels": {"kernels"}, "distributed": {"distributed"}, "profiling": set(),
     "method": {"method", "data", "model", "kernels", "distributed", "profiling"},  # data: the typed Batch it reads
     "eval": {"eval", "data", "model", "distributed"},
-    "datasets": {"datasets", "data", "eval"},  # each dataset's module: reader, format, hooks, registered once
+    "datasets": {"datasets", "data", "eval"},
+    "extract": {"extract", "data", "distributed"},  # video files to feature rows, .npy files or shards  # each dataset's module: reader, format, hooks, registered once
     "config": {"config", "data", "model", "method", "eval"},  # composes the components' config dataclasses
     "engine": BOTTOM | {"engine", "method", "eval", "config"},
     "launch": BOTTOM | {"method", "eval", "engine", "config", "launch"},  # never cli: no back-arrow
-    "cli": BOTTOM | {"method", "eval", "engine", "config", "launch"},
+    "cli": BOTTOM | {"method", "eval", "engine", "config", "launch", "extract"},
 }
 
 
