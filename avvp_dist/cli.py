@@ -116,6 +116,11 @@ def cmd_eval(cfg: RunConfig, args) -> None:
     result = evaluate(checkpoints, shard_dir(cfg), cfg.data, args.split, args.protocol, env.rank, env.world_size,
                       args.calibrate_on, detection=cfg.eval.detection)
     if env.rank == 0:
+        from avvp_dist.engine.telemetry import selection_quality
+        from avvp_dist.eval.datasets import dataset_spec
+
+        # with a teacher and a student: the training rule's masks from each against the split's truth
+        result["mask_quality"] = selection_quality(result, dataset_spec(result["dataset"]), cfg.method)
         out = write_outputs(result, args.out or Path(cfg.run_dir) / f"eval_{args.split}", args.plots)
         print_report(result)
         print(f"\nwrote {out}")

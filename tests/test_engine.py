@@ -8,9 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 
 from avvp_dist.engine.record import history
 from avvp_dist.engine.stop import EXIT_PREEMPTED, EXIT_TERMINATED
@@ -107,6 +109,36 @@ def test_exact_resume_after_sigkill(shards, reference, tmp_path):
     _same_final_parameters(reference, killed)
     starts = [e for e in history(killed) if e["event"] == "start"]
     assert [e["step"] for e in starts] == [0, resumed_at] and starts[1]["reason"].startswith("crash")
+
+
+def test_telemetry_in_every_record(reference):
+    """The masks' shares and the probabilities' saturation at every logged step once the ramp
+    starts, the EMA decay in force, the masks against the truth at each validation and in the
+    test report, and their panels in curves.png."""
+    from avvp_dist.engine.logger import read_records
+    from avvp_dist.method.ema import EMATeacher
+
+    records = read_records(reference / "metrics.jsonl")
+    train = {r["step"]: r for r in records if r["kind"] == "train"}
+    late = train[250]
+    for m in ("audio", "visual"):
+        shares = [late[f"mask_{m}_{k}"] for k in ("pos", "neg", "ignored")]
+        assert min(shares) >= 0 and sum(shares) == pytest.approx(1)
+        assert 0 <= late[f"teacher_{m}_high"] <= 1 and late[f"student_{m}_spread"] >= 0
+    assert late["teacher_gap"] > 0 and "mask_audio_pos" not in train[1]  # before the ramp: no masks
+    teacher = yaml.safe_load((reference / "config.yaml").read_text())["method"]["teacher"]
+    rule = EMATeacher.decay_at(SimpleNamespace(decay=teacher["decay"], warmup=teacher["warmup"]), 0)
+    assert train[1]["ema_decay"] == pytest.approx(rule)  # update k = step - 1: warm-up, then the cap
+    assert [train[s]["ema_decay"] for s in (50, 300)] == pytest.approx(
+        [min(teacher["decay"], s / (9 + s)) if teacher["warmup"] else teacher["decay"] for s in (50, 300)])
+    truth = [r for r in records if r["kind"] == "val/masks"]
+    assert [r["step"] for r in truth] == [100, 200, 300]
+    assert all(0 <= r["teacher_audio_precision"] <= 1 and "gain_f1_visual" in r for r in truth)
+    lines = (reference / "mask_quality.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and "Speech" in json.loads(lines[0])["per_class"]
+    quality = json.loads((reference / "eval_test" / "metrics.json").read_text())["mask_quality"]
+    assert set(quality) == {"teacher", "student", "per_class", "gain_f1"}
+    assert (reference / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_best_checkpoint_holds_the_best_validation_step(reference):

@@ -51,6 +51,10 @@ def test_eval_command_writes_metrics_tables_and_plots(tmp_path, capsys):
     assert len(doc["models"]["student"]["class_thresholds"]) == 25
     text = capsys.readouterr().out
     assert "segment-level" in text and "per-class segment-level F1 (teacher)" in text and "Speech" in text
+    # with a teacher: its masks against the truth (here the same model as the student: no gain)
+    assert "masks against the truth" in text and "CMA pairs: precision teacher" in text
+    quality = doc["mask_quality"]
+    assert quality["gain_f1"] == {"audio": 0.0, "visual": 0.0} and 0 <= quality["teacher"]["audio_precision"] <= 1
     pngs = sorted((out / "plots" / "student").glob("*.png"))
     assert len(pngs) == 2 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -169,3 +169,9 @@ def test_coleaf_and_paper_train_on_unav100(tmp_path, preset):
     assert metrics["preset"] == preset and math.isfinite(metrics["models"]["student"]["metrics"]["map_mean"])
     assert ("teacher" in metrics["models"]) == (preset == "paper")
     assert "CoLeaF's backbone" in proc.stdout
+    if preset == "paper":  # UnAV-100's training videos carry dense truth: the masks are scored on the stream too
+        records = [json.loads(line) for line in (tmp_path / preset / "metrics.jsonl").read_text().splitlines()]
+        train = [r for r in records if r["kind"] == "train" and "mask_audio_pos" in r]
+        assert train and all(0 <= r["stream_teacher_audio_recall"] <= 1 for r in train)
+        assert [r["step"] for r in records if r["kind"] == "val/masks"] == [4, 8]
+        assert metrics["mask_quality"]["teacher"]["pairs"] >= 0 and "masks against the truth" in proc.stdout

@@ -87,3 +87,19 @@ def segment_labels(events: list[Event], classes: list[str], num_segments: int,
         for m in rows:
             gt[m, index[e.label], lo:hi] = 1
     return gt
+
+
+def segment_truth(meta: dict, classes: list[str], rows: int, grid) -> np.ndarray | None:
+    """(rows, 2, C) bool segment truth of one video from its shard meta's dense `events` (None
+    without them): the rows of `grid` (a `timegrid.TimeGrid`) whose centre lies in an event, in
+    its modality (`av`: both). On LLP's 1 s grid this is `GT[c, onset:offset] = 1`."""
+    if not meta.get("events"):
+        return None
+    index = {c: i for i, c in enumerate(classes)}
+    truth = np.zeros((rows, 2, len(classes)), bool)
+    for label, modality, onset, offset in meta["events"]:
+        within = grid.rows_within(float(onset), float(offset), rows)
+        for m in ((0, 1) if modality == "av" else (0,) if modality == "audio" else (1,)):
+            truth[within, m, index[label]] = True
+    return truth
+

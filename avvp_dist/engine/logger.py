@@ -39,6 +39,12 @@ class RunLogger:
                 if isinstance(v, (int, float)):
                     self.tb.add_scalar(f"{kind}/{k}", v, step)
 
+    def record_json(self, name: str, values: dict) -> None:
+        """One JSON line appended to `name` in the run folder (records too wide for metrics.jsonl)."""
+        if self.enabled:
+            with open(self.run_dir / name, "a") as f:
+                f.write(json.dumps(values) + "\n")
+
     def train_step(self, step: int, samples: int, loss: torch.Tensor, terms: dict[str, torch.Tensor], write: bool,
                    **extra) -> float:
         """One optimizer step's record: on the steps that `write`, the loss and every term in one
@@ -83,11 +89,31 @@ def read_records(path: Path) -> list[dict]:
     return sorted(out.values(), key=lambda r: (r["kind"], r["step"]))
 
 
+TELEMETRY_KEYS = ("mask_audio_pos", "mask_visual_pos", "mask_audio_ignored", "mask_visual_ignored",
+                  "student_audio_high", "teacher_audio_high", "student_visual_high", "teacher_visual_high",
+                  "teacher_gap")
+TRUTH_KEYS = ("teacher_audio_precision", "teacher_visual_precision", "student_audio_precision",
+              "student_visual_precision", "teacher_pair_precision", "gain_f1_audio", "gain_f1_visual")
+
+
+def _lines(ax, records: list[dict], keys: tuple, title: str) -> None:
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts), label=key, marker="o" if len(pts) < 30 else None)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
 def plot_curves(run_dir: Path) -> Path | None:
-    """curves.png: training loss terms and validation metrics against steps."""
+    """curves.png: training loss terms, validation metrics, the masks' shares and the
+    probabilities' saturation (training telemetry), and the masks against the validation
+    truth (`val/masks`), against steps."""
     records = read_records(run_dir / "metrics.jsonl")
     train = [r for r in records if r["kind"] == "train"]
-    val = [r for r in records if r["kind"].startswith("val")]
+    val = [r for r in records if r["kind"].startswith("val/") and r["kind"] != "val/masks"]
     if not train:
         return None
     import matplotlib
@@ -95,21 +121,17 @@ def plot_curves(run_dir: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for key in ("loss", "weak", "pseudo", "cma"):
-        pts = [(r["step"], r[key]) for r in train if key in r]
-        if pts:
-            axes[0].plot(*zip(*pts), label=key)
-    axes[0].set_xlabel("step")
-    axes[0].set_title("training loss")
-    axes[0].legend()
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.6))
+    _lines(axes[0, 0], train, ("loss", "weak", "pseudo", "cma"), "training loss")
     for r_kind in sorted({r["kind"] for r in val}):
         pts = [(r["step"], r["score"]) for r in val if r["kind"] == r_kind]
-        axes[1].plot(*zip(*pts), marker="o", label=r_kind.replace("val/", ""))
-    axes[1].set_xlabel("step")
-    axes[1].set_title("validation score")
+        axes[0, 1].plot(*zip(*pts), marker="o", label=r_kind.replace("val/", ""))
+    axes[0, 1].set_xlabel("step")
+    axes[0, 1].set_title("validation score")
     if val:
-        axes[1].legend()
+        axes[0, 1].legend()
+    _lines(axes[1, 0], train, TELEMETRY_KEYS, "masks (shares at labelled positions), saturation, teacher gap")
+    _lines(axes[1, 1], [r for r in records if r["kind"] == "val/masks"], TRUTH_KEYS, "masks against the validation truth")
     fig.tight_layout()
     fig.savefig(run_dir / "curves.png", dpi=100)
     plt.close(fig)

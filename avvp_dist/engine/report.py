@@ -13,6 +13,8 @@ import torch.distributed as dist
 from avvp_dist.engine.build import Run
 from avvp_dist.engine.logger import plot_curves
 from avvp_dist.engine.record import describe_preset, preset_record
+from avvp_dist.engine.telemetry import selection_quality
+from avvp_dist.eval.datasets import dataset_spec
 from avvp_dist.eval.run import evaluate, print_report, write_outputs
 from avvp_dist.model.checkpoint import load_model, save_model
 from avvp_dist.profiling import StepTimer
@@ -122,6 +124,8 @@ def final_report(run: Run, throughput: str, best: dict) -> None:
     if run.rank != 0:
         return
     result.update(preset_record(run.cfg))  # what trained, in metrics.json
+    if run.cfg.method.masks_from_teacher:  # the teacher's masks against the test split's truth
+        result["mask_quality"] = selection_quality(result, dataset_spec(result["dataset"]), run.cfg.method)
     write_outputs(result, run.run_dir / "eval_test", run.cfg.train.plots)
     curves = plot_curves(run.run_dir)
     print()

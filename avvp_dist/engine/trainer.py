@@ -21,6 +21,7 @@ from avvp_dist.engine.logger import RunLogger
 from avvp_dist.engine.record import describe_preset, record_end, record_start
 from avvp_dist.engine.report import evaluate_models, finish, models_of, save_models, start_notes, write_profile
 from avvp_dist.engine.stop import NONE, STATUS, StopSignals, TrainingStopped, agree_step, clear_markers, stopped
+from avvp_dist.engine.telemetry import flat_scores, selection_quality, stream_scores
 from avvp_dist.engine.throughput import COMPILE_WARMUP_STEPS, Throughput
 from avvp_dist.eval.datasets import dataset_spec
 from avvp_dist.method.objective import StepLosses, step_losses
@@ -134,7 +135,7 @@ class Trainer:
                     continue
                 applied = self.engine.was_step_applied()  # an fp16 overflow step does not count
                 if applied:
-                    self._after_step(losses, len(batch))
+                    self._after_step(losses, batch)
                 if self.stop_kind:  # agreed with this micro-step's non-finite flag
                     return stopped(self.stop_kind, self.parts.run_dir, state.step, self._save(), self.rank)
                 if applied and t.checkpoint_every and state.step % t.checkpoint_every == 0:
@@ -148,8 +149,9 @@ class Trainer:
         """Loss, backward and (at an accumulation boundary) the optimizer step. None: skipped."""
         state = self.state
         teacher = self.teacher.module if self.teacher is not None else None
+        logged = (state.step + 1) % self.cfg.train.log_every == 0  # the step this micro-step makes is logged
         losses = step_losses(self.engine, teacher, batch.to(self.engine.device, self.dtype), self.cfg.method,
-                             state.step, self.timer, self.embed)
+                             state.step, self.timer, self.embed, telemetry=logged)
         state.micro_step += 1
         # one collective and one host read for both: a non-finite loss on any rank (every rank
         # skips together) and the stop-signal kind every rank acts on at this step's boundary
@@ -174,17 +176,22 @@ class Trainer:
             raise TrainingStopped(f"{state.consecutive_nan} non-finite losses in a row at step {state.step} "
                                   f"({state.nan_skips} skipped in all); last good state saved in {path}")
 
-    def _after_step(self, losses: StepLosses, n: int) -> None:
+    def _after_step(self, losses: StepLosses, batch: Batch) -> None:
         """Once per optimizer step applied: the step count, the EMA, logging and validation."""
         t, state = self.cfg.train, self.state
         state.step += 1
+        extra = {}
         if self.teacher is not None:
             with self.timer.section("ema"):
-                self.teacher.update(self.engine.module)
+                extra["ema_decay"] = self.teacher.update(self.engine.module)  # the decay in force
         self.timer.end_step()
-        self.logger.train_step(state.step, n * self.parts.world * t.grad_accum, losses.loss, losses.terms,
-                               state.step % t.log_every == 0, lr=self.parts.scheduler.get_last_lr()[0],
-                               nan_skips=state.nan_skips, epoch=self.parts.stream.epoch)
+        write = state.step % t.log_every == 0
+        if write and self.rank == 0:  # the last micro-batch's masks against its truth, where it has some
+            m = self.parts.manifest
+            extra.update(stream_scores(batch, losses, m.classes, dataset_spec(m.dataset).data.grid, self.cfg.method))
+        self.logger.train_step(state.step, len(batch) * self.parts.world * t.grad_accum, losses.loss, losses.terms,
+                               write, lr=self.parts.scheduler.get_last_lr()[0],
+                               nan_skips=state.nan_skips, epoch=self.parts.stream.epoch, **extra)
         if t.eval_every and state.step % t.eval_every == 0:
             self._validate()
         self.clock.after_step(state.step)
@@ -197,6 +204,7 @@ class Trainer:
             reports, key = result["models"], self.select_metric
             for name, rep in reports.items():
                 self.logger.record(f"val/{name}", self.step, {"score": rep["metrics"][key], **rep["metrics"]})
+            self._mask_quality(result)
             chosen = self.cfg.train.select if self.cfg.train.select in reports else "student"
             score = float(reports[chosen]["metrics"][key])  # a plain float, whatever the spec returns
             if score > self.state.best["score"]:
@@ -208,6 +216,16 @@ class Trainer:
                 self.logger.bar.write(f"step {self.step}: val {key} " + ", ".join(
                     f"{n} {r['metrics'][key]:.2f}" for n, r in reports.items())
                     + f" (best {self.state.best['score']:.2f})")
+
+    def _mask_quality(self, result: dict) -> None:
+        """The teacher's masks and the student's own against the split's truth (`val/masks` in
+        metrics.jsonl; per class in mask_quality.jsonl), where the split has dense labels."""
+        if self.rank != 0 or not self.cfg.method.masks_from_teacher:
+            return
+        quality = selection_quality(result, dataset_spec(result["dataset"]), self.cfg.method)
+        if quality is not None:
+            self.logger.record("val/masks", self.step, flat_scores(quality))
+            self.logger.record_json("mask_quality.jsonl", {"step": self.step, "split": result["split"], **quality})
 
     def _end(self) -> None:
         """The last checkpoint, the profile, a last validation (unless one just ran), the report."""

@@ -89,3 +89,27 @@ def print_report(result: dict) -> None:
             print(f"{name}: trained with preset {rep['trained']['preset']}"
                   + (" with " + ", ".join(f"{k}={v}" for k, v in changed.items()) if changed else ""))
     print(dataset_spec(result["dataset"]).tables(models, result["classes"]))
+    if result.get("mask_quality"):
+        print(mask_quality_table(result["mask_quality"]))
+
+
+def mask_quality_table(q: dict) -> str:
+    """The teacher's pseudo positives and CMA pairs against the truth, beside the student's own
+    by the same rule, then per class (`engine.telemetry.selection_quality`'s result)."""
+    def f(x):
+        return "  -  " if x is None or x != x else f"{x:5.3f}"
+
+    t, s = q["teacher"], q["student"]
+    lines = ["masks against the truth (the training rule on the teacher's and on the student's probabilities):",
+             f"{'':8} {'teacher P':>9} {'R':>6} {'F1':>6} {'selected':>9} | {'student P':>9} {'R':>6} {'F1':>6} | gain F1"]
+    for m in ("audio", "visual"):
+        lines.append(f"{m:8} {f(t[m + '_precision']):>9} {f(t[m + '_recall']):>6} {f(t[m + '_f1']):>6} "
+                     f"{t[m + '_selected']:9.0f} | {f(s[m + '_precision']):>9} {f(s[m + '_recall']):>6} "
+                     f"{f(s[m + '_f1']):>6} | {f(q['gain_f1'][m])}")
+    lines.append(f"CMA pairs: precision teacher {f(t['pair_precision'])} ({t['pairs']:.0f} pairs), "
+                 f"student {f(s['pair_precision'])} ({s['pairs']:.0f})")
+    lines.append(f"{'class (teacher)':24} {'audio P':>7} {'R':>6} {'visual P':>8} {'R':>6} {'pairs P':>7}")
+    for name, r in q["per_class"].items():
+        lines.append(f"{name[:24]:24} {f(r['audio_precision']):>7} {f(r['audio_recall']):>6} "
+                     f"{f(r['visual_precision']):>8} {f(r['visual_recall']):>6} {f(r['pair_precision']):>7}")
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ from avvp_dist.method.config import MethodConfig
 from avvp_dist.method.external import external_masks, union_masks
 from avvp_dist.method.losses import agreement_sum, infonce_sum, pseudo_loss_sum, weak_loss, weak_references
 from avvp_dist.method.refine import partner_index, refine_labels, refine_masks
+from avvp_dist.method.telemetry import step_telemetry
 from avvp_dist.model.output import ModelOutput
 from avvp_dist.profiling import NULL_TIMER
 
@@ -36,6 +37,10 @@ class StepLosses:
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor]
+    # for telemetry against a truth the batch may carry: the masks the pseudo / CMA terms used,
+    # the student's probabilities (B, T, 2, C), detached
+    masks: PseudoMasks | None = None
+    P_student: torch.Tensor | None = None
 
 
 def teacher_masks(P_teacher: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, cfg: MethodConfig) -> PseudoMasks:
@@ -172,7 +177,7 @@ def _masks(out: ModelOutput, t_out: ModelOutput | None, batch: Batch, y_mod: tor
 
 
 def step_losses(student: nn.Module, teacher: nn.Module | None, batch: Batch, cfg: MethodConfig, step: int,
-                timer=NULL_TIMER, embed: nn.Module | None = None) -> StepLosses:
+                timer=NULL_TIMER, embed: nn.Module | None = None, telemetry: bool = True) -> StepLosses:
     """One micro-step: student forward, teacher masks (once the ramp has started), loss terms.
 
     student: the model, or its wrapper (a DeepSpeed engine) whose forward is the model's.
@@ -183,6 +188,7 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: Batch, cfg
     all take the same branches and collectives. embed: the class-aware embedding head the CMA
     term reads (the model's `embed`; None: `student.embed`). timer: sections
     `student_forward`, `teacher_forward`, `masks`, `cma` for the throughput benchmark.
+    telemetry: add `method.telemetry.step_telemetry`'s terms (the trainer asks on logged steps).
     The one place where precision changes: student probabilities and teacher inputs go to fp32.
     """
     x, valid, y = batch.features, batch.mask, batch.labels
@@ -207,4 +213,7 @@ def step_losses(student: nn.Module, teacher: nn.Module | None, batch: Batch, cfg
         dropped = (y.bool()[:, None] & ~y_mod.bool()).sum((0, 2)) / y.sum().clamp_min(1)
         result.terms["refined_audio"], result.terms["refined_visual"] = dropped
     result.terms["ramp"] = torch.tensor(ramp)
+    if telemetry:  # what the masks select and how saturated the probabilities are, on this micro-batch
+        result.terms.update(step_telemetry(out.P, t_out.P if t_out is not None else None, masks, y, valid))
+    result.masks, result.P_student = masks, out.P.detach()
     return result
