@@ -144,7 +144,7 @@ def test_one_rank_smoke_run_of_each_preset(tmp_path, valor_shards, preset, teach
     if preset == "paper":  # the EMA as the paper gives it, its horizon said at start
         assert "EMA teacher: decay 0.999 (horizon about 1,000 steps), no warm-up" in proc.stdout
     if preset == "ours":
-        assert "EMA teacher: decay 0.999 (horizon about 1,000 steps), with the warm-up" in proc.stdout
+        assert "EMA teacher: decay 0.99 (horizon about 100 steps), with the warm-up" in proc.stdout
     if preset == "paper":  # from step 0 (no ramp): the selected positions only, and pairs
         assert all(math.isfinite(r["pseudo"]) and "cma_nce" not in r for r in train)
         assert any(r["pseudo_positions"] > 0 for r in train) and any(r["cma_pairs"] > 0 for r in train)

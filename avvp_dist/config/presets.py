@@ -32,6 +32,12 @@ _OUR_OPTIMIZER = {"optimizer": "adamw", "adam_beta1": 0.9, "schedule": "warmup_c
                   "weight_decay": 1e-4, "warmup_steps": 100, "min_lr_ratio": 0.05, "grad_clip": 1.0}
 _HAN_WEAK = {"audio_smoothing": 1.0, "visual_smoothing": 0.9}  # HAN's modality-aware label smoothing
 _EMA = {"enabled": True, "keep": False, "decay": 0.999, "warmup": True}
+# ours: decay 0.99 with the warm-up, a horizon of (10 + k) / 9 steps at update k until it reaches
+# 100 steps at step 890. Chosen on the tuning seeds (docs/accuracy.md, "The EMA horizon": LLP
+# 0-1, UnAV-100 10-11): against 0.999 with the warm-up (1,000 steps from step 8,990), its teacher
+# scored higher on test in 4 of 4 runs and its masks' F1 gain over the student's own was less
+# negative in 4 of 4; no schedule made the teacher's masks better than the student's own
+_OUR_EMA = {**_EMA, "decay": 0.99}
 # ours: per-modality masks with a floor, reliable negatives (absent classes, labelled ones below tau_low)
 _OUR_PSEUDO = {"enabled": True, "source": "teacher", "mode": "adaptive", "gamma": 1.0, "tau_min": 0.5,
                "rho": 0.3, "tau_low": 0.3, "absent_negatives": True, "fuse": "none", "weight": 1.0}
@@ -54,7 +60,7 @@ COLEAF_OPTIMIZER = {"optimizer": "adam", "adam_beta1": 0.9, "schedule": "step", 
 # visual probabilities averaged, at an adaptive threshold from the mean confidence (no floor), a BCE
 # at the selected positions only; CMA = the mean cosine distance over the pairs where both
 # modalities pass their thresholds and the video has the class; total = AVVP + pseudo + CMA
-_PAPER_EMA = {"enabled": True, "keep": False, "decay": 0.999, "warmup": False}
+_PAPER_EMA = {"enabled": True, "keep": False, "decay": 0.999, "warmup": False}  # horizon 1,000 steps from step 0
 _PAPER_PSEUDO = {"enabled": True, "source": "teacher", "mode": "adaptive", "gamma": 1.0, "tau_min": 0.0,
                  "rho": 0.3, "tau_low": 0.0, "absent_negatives": False, "fuse": "mean", "weight": 1.0}
 _PAPER_CMA = {"enabled": True, "agreement": True, "embedding": "class_aware", "cross_video": False, "weight": 1.0}
@@ -80,7 +86,7 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
     "ours": {  # frozen from the tuning runs before the held-out study (docs/accuracy.md names the seeds)
         "common": {"model": {**_HAN_BACKBONE, "embed_dim": 128},
-                   "method": {"weak": _HAN_WEAK, "teacher": _EMA, "pseudo": _OUR_PSEUDO, "cma": _OUR_CMA,
+                   "method": {"weak": _HAN_WEAK, "teacher": _OUR_EMA, "pseudo": _OUR_PSEUDO, "cma": _OUR_CMA,
                               # modality label refinement by cross-video swap (after Wu & Yang, CVPR 2021)
                               "refine": {"enabled": True, "ratio_visual": 0.3, "ratio_audio": 0.0}},
                    "train": _OUR_OPTIMIZER},

@@ -25,8 +25,10 @@ class TeacherConfig:
     # keep (update, evaluate, checkpoint) the teacher even when no term reads it: what weight
     # averaging alone gives; off, a run whose terms are all off builds no teacher
     keep: bool = False
-    decay: float = 0.999  # ~1000-step horizon: slow enough to denoise, fast enough to follow
-    warmup: bool = True  # min(decay, (1 + k) / (10 + k)): early steps follow the student closely
+    decay: float = 0.999  # horizon 1 / (1 - decay) = 1,000 steps
+    # min(decay, (1 + k) / (10 + k)) at update k: a horizon of (10 + k) / 9 steps until it reaches
+    # 1 / (1 - decay) (step 8,990 for 0.999): early steps follow the student closely
+    warmup: bool = True
     # foreach: torch._foreach_lerp_ over the parameters (timm's ModelEmaV3), fp32 copies of a
     # low-precision student; flat: the student's parameters made views into flat buffers (only
     # then) and the teacher laid out the same way, one lerp or Triton kernel per contiguous run.
