@@ -27,8 +27,9 @@ def _add(total: dict | None, counts: dict) -> dict:
 def selection_quality(result: dict, spec: DatasetSpec, cfg: MethodConfig) -> dict | None:
     """For an `eval.run.evaluate` result holding `teacher` and `student`: micro-averaged scores
     of each model's masks (`teacher_masks`: the training rule) against the truth of every
-    video with dense labels (`segment_truth` on the dataset's time grid), per-class precision and recall of the teacher's, and `gain_f1`
-    per modality. None without both models or without dense labels."""
+    video with dense labels (`segment_truth` on the dataset's time grid), per-class precision
+    and recall of the teacher's, and `gain_f1` per modality. None without both models or
+    without dense labels."""
     reps, classes = result["models"], result["classes"]
     if not {"teacher", "student"} <= set(reps):
         return None
