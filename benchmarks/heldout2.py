@@ -28,17 +28,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ablation import _stats, cli  # the avvp-dist call with its log (benchmarks/ is on sys.path)
+from ablation import _stats, cli  # the avvp-dist call with its log; it puts the repository on sys.path
+
+from avvp_dist.config.presets import HAN_OPTIMIZER
 
 REPO = Path(__file__).resolve().parents[1]
-import sys  # noqa: E402
-
-sys.path.insert(0, str(REPO))
-from avvp_dist.config.presets import HAN_OPTIMIZER  # noqa: E402
 
 # stated in docs/accuracy.md and committed before the first run; no run of any kind used them
 HELD_OUT_SEEDS = "51,52,53"

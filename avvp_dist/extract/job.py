@@ -70,7 +70,7 @@ def shard_all(ex: Extractor, cfg: DataConfig, videos: dict, folder: Path, splits
     counts, per_split, missing = Counter(not_in_annotations=sum(v not in ids for v in videos)), {}, {}
     for split in splits:
         missing[split] = []
-        pairs = video_files(ann.split(split), videos, cfg.id_chars, Counter(), missing[split])
+        pairs = video_files(ann.split(split), videos, cfg.id_chars, missing[split])
         per_split[split] = shard_split(ex, pairs, folder / split, split, cfg, env, failures)
     parts = gather_json([counts + failures.counts, failures.named, per_split])
     total = sum((Counter(c) for c, _, _ in parts), Counter())

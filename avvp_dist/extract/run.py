@@ -9,6 +9,7 @@ extracted (not a media file, no audio or video stream, too short) is an error, o
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import torch
 
 from avvp_dist.data.features import FeatureError, FeatureSpec, check_feature, feature_path
 from avvp_dist.data.progress import progress
+from avvp_dist.data.shards import npy_bytes
 from avvp_dist.distributed.collectives import all_gather_bytes
 from avvp_dist.distributed.env import DistEnv
 from avvp_dist.extract.ledger import FOLDER, Ledger, done_videos, sha256_file
@@ -109,13 +111,14 @@ class Failures:
         log.warning("skipping video %s: %s", vid, error)
 
 
-def write_npy(path: Path, arr: np.ndarray) -> None:
-    """`arr` at `path`, through a temporary name in the same folder."""
+def write_npy(path: Path, arr: np.ndarray) -> str:
+    """`arr` at `path`, through a temporary name in the same folder; returns the file's sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = npy_bytes(arr)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest()
 
 
 def extract_files(ex: Extractor, videos: dict[str, Path], out: Path, env: DistEnv, id_chars: int,
@@ -137,8 +140,7 @@ def extract_files(ex: Extractor, videos: dict[str, Path], out: Path, env: DistEn
         files = {}
         for spec in ex.specs:
             path = feature_path(out, spec, vid, id_chars)
-            write_npy(path, arrays[spec.name])
-            files[spec.name] = [str(path.relative_to(out)), sha256_file(path)]
+            files[spec.name] = [str(path.relative_to(out)), write_npy(path, arrays[spec.name])]
         ledger.add({"video": vid, "source": sources[vid], "files": files})
         counts["videos_written"] += 1
     return counts
@@ -156,15 +158,15 @@ def gather_outcome(counts: Counter, failures: Failures) -> tuple[Counter, list[d
     return sum((Counter(c) for c, _ in parts), Counter()), [f for _, named in parts for f in named]
 
 
-def report(destination: Path, counts: Counter, named: list[dict], shown: int = 20) -> list[str]:
+def report(destination: Path, counts: Counter, named: list[dict], limit: int = 20) -> list[str]:
     """Summary lines; every skipped video is also written to `<destination>/.extract/skipped.json`."""
     lines = ["extract: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))]
     if named:
         folder = Path(destination) / FOLDER
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "skipped.json").write_text(json.dumps(named, indent=1))
-        lines += [f"  skipped {f['video']}: {f['error']}" for f in named[:shown]]
-        if len(named) > shown:
-            lines.append(f"  ... and {len(named) - shown} more")
+        lines += [f"  skipped {f['video']}: {f['error']}" for f in named[:limit]]
+        if len(named) > limit:
+            lines.append(f"  ... and {len(named) - limit} more")
         lines.append(f"  every skipped video: {folder / 'skipped.json'}")
     return lines

@@ -23,14 +23,13 @@ from avvp_dist.extract.timing import ExtractError
 
 
 def video_files(records: list[VideoRecord], videos: dict[str, Path], id_chars: int,
-                counts: Counter, missing: list[str]) -> list[tuple[VideoRecord, Path]]:
+                missing: list[str]) -> list[tuple[VideoRecord, Path]]:
     """The records with a video file (its stem the full id, or the first `id_chars`
-    characters as LLP's downloads are named); the others counted and listed in `missing`."""
+    characters as LLP's downloads are named); the others listed in `missing`."""
     out = []
     for rec in records:
         path = videos.get(rec.vid) or videos.get(rec.vid[:id_chars])
         if path is None:
-            counts["missing_video"] += 1
             missing.append(rec.vid)
         else:
             out.append((rec, path))
