@@ -139,4 +139,6 @@ def test_segment_truth_on_llp_and_unav100_grids(tmp_path):
     got = segment_truth(meta, UNAV100_CLASSES, 8, UNAV100_GRID)
     assert got[:, 0, 0].nonzero()[0].tolist() == [2, 3, 4] and (got[:, 1] == got[:, 0]).all() and got.sum() == 6
     assert segment_truth({"labels": ["Speech"]}, LLP_CLASSES, 10, LLP_GRID) is None
+    # dense labels with no event for this video: all negative, as the evaluation's ground truth
+    assert not segment_truth({"labels": ["Speech"], "events": []}, LLP_CLASSES, 10, LLP_GRID).any()
 

@@ -91,9 +91,11 @@ def segment_labels(events: list[Event], classes: list[str], num_segments: int,
 
 def segment_truth(meta: dict, classes: list[str], rows: int, grid) -> np.ndarray | None:
     """(rows, 2, C) bool segment truth of one video from its shard meta's dense `events` (None
-    without them): the rows of `grid` (a `timegrid.TimeGrid`) whose centre lies in an event, in
-    its modality (`av`: both). On LLP's 1 s grid this is `GT[c, onset:offset] = 1`."""
-    if not meta.get("events"):
+    where the meta has none: a split without dense labels; an empty list is a video whose
+    truth is all negative, as the evaluation counts it): the rows of `grid` (a
+    `timegrid.TimeGrid`) whose centre lies in an event, in its modality (`av`: both). On LLP's
+    1 s grid this is `GT[c, onset:offset] = 1`."""
+    if meta.get("events") is None:
         return None
     index = {c: i for i, c in enumerate(classes)}
     truth = np.zeros((rows, 2, len(classes)), bool)

@@ -82,7 +82,7 @@ def stream_scores(batch, losses, classes: list[str], grid, cfg: MethodConfig) ->
     """On a training micro-batch whose videos carry dense truth (UnAV-100-format data; LLP's
     training videos have none): the masks the step used and the student's own by the same
     rule against it, as `stream_teacher_audio_precision`, ... (empty where there is none)."""
-    rows = [i for i, m in enumerate(batch.meta) if m.get("events")]
+    rows = [i for i, m in enumerate(batch.meta) if m.get("events") is not None]
     if losses.masks is None or not rows:
         return {}
     T = batch.mask.shape[1]
