@@ -55,6 +55,8 @@ def test_eval_command_writes_metrics_tables_and_plots(tmp_path, capsys):
     assert "masks against the truth" in text and "CMA pairs: precision teacher" in text
     quality = doc["mask_quality"]
     assert quality["gain_f1"] == {"audio": 0.0, "visual": 0.0} and 0 <= quality["teacher"]["audio_precision"] <= 1
+    # the base rate is the data's, not a model's
+    assert 0 < quality["teacher"]["audio_base_rate"] == quality["student"]["audio_base_rate"] < 1
     pngs = sorted((out / "plots" / "student").glob("*.png"))
     assert len(pngs) == 2 and pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

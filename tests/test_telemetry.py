@@ -79,6 +79,9 @@ def test_precision_recall_and_pairs_by_hand():
     assert s["audio_f1"] == pytest.approx(2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2))
     assert s["visual_precision"] == pytest.approx(1 / 2) and s["visual_recall"] == 1.0
     assert s["pair_precision"] == pytest.approx(1 / 2)
+    # 4 labelled positions per modality (class 0's segments): 2 and 1 of them true, 1 in both
+    assert s["audio_base_rate"] == pytest.approx(2 / 4) and s["visual_base_rate"] == pytest.approx(1 / 4)
+    assert s["pair_base_rate"] == pytest.approx(1 / 4)
 
 
 def random_truth(seed=0, B=6, T=10, C=5):
@@ -105,8 +108,9 @@ def test_an_all_positive_teacher_scores_the_base_rate():
     for m, name in enumerate(("audio", "visual")):
         base = truth[:, :, m][at].float().mean().item()
         assert s[f"{name}_precision"] == pytest.approx(base) and s[f"{name}_recall"] == 1.0
+        assert s[f"{name}_base_rate"] == pytest.approx(base)
     both = truth.all(2)[at].float().mean().item()
-    assert s["pair_precision"] == pytest.approx(both)
+    assert s["pair_precision"] == pytest.approx(both) and s["pair_base_rate"] == pytest.approx(both)
 
 
 def test_nothing_selected_is_undefined_not_zero():

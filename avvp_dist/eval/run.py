@@ -101,13 +101,14 @@ def mask_quality_table(q: dict) -> str:
 
     t, s = q["teacher"], q["student"]
     lines = ["masks against the truth (the training rule on the teacher's and on the student's probabilities):",
-             f"{'':8} {'teacher P':>9} {'R':>6} {'F1':>6} {'selected':>9} | {'student P':>9} {'R':>6} {'F1':>6} | gain F1"]
+             f"{'':8} {'base rate':>9} | {'teacher P':>9} {'R':>6} {'F1':>6} {'selected':>9} | {'student P':>9} {'R':>6} "
+             f"{'F1':>6} | gain F1"]
     for m in ("audio", "visual"):
-        lines.append(f"{m:8} {f(t[m + '_precision']):>9} {f(t[m + '_recall']):>6} {f(t[m + '_f1']):>6} "
-                     f"{t[m + '_selected']:9.0f} | {f(s[m + '_precision']):>9} {f(s[m + '_recall']):>6} "
-                     f"{f(s[m + '_f1']):>6} | {f(q['gain_f1'][m])}")
+        lines.append(f"{m:8} {f(t[m + '_base_rate']):>9} | {f(t[m + '_precision']):>9} {f(t[m + '_recall']):>6} "
+                     f"{f(t[m + '_f1']):>6} {t[m + '_selected']:9.0f} | {f(s[m + '_precision']):>9} "
+                     f"{f(s[m + '_recall']):>6} {f(s[m + '_f1']):>6} | {f(q['gain_f1'][m])}")
     lines.append(f"CMA pairs: precision teacher {f(t['pair_precision'])} ({t['pairs']:.0f} pairs), "
-                 f"student {f(s['pair_precision'])} ({s['pairs']:.0f})")
+                 f"student {f(s['pair_precision'])} ({s['pairs']:.0f}); base rate {f(t['pair_base_rate'])}")
     lines.append(f"{'class (teacher)':24} {'audio P':>7} {'R':>6} {'visual P':>8} {'R':>6} {'pairs P':>7}")
     for name, r in q["per_class"].items():
         lines.append(f"{name[:24]:24} {f(r['audio_precision']):>7} {f(r['audio_recall']):>6} "

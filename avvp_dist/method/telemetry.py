@@ -77,16 +77,19 @@ def step_telemetry(P_student: torch.Tensor, P_teacher: torch.Tensor | None, mask
 def selection_counts(pos: torch.Tensor, pairs: torch.Tensor, truth: torch.Tensor, y: torch.Tensor,
                      valid: torch.Tensor) -> dict[str, torch.Tensor]:
     """Counts per modality and class (2, C) of selected positives against segment truth, at the
-    labelled positions: `selected`, `correct` (selected and true), `true` (true positions);
-    and per class (C,) of the CMA pairs: `pairs`, `pairs_correct` (true in both modalities).
+    labelled positions: `selected`, `correct` (selected and true), `true` (true positions),
+    `labelled` (all of them); and per class (C,) of the CMA pairs: `pairs`, `pairs_correct`
+    (true in both modalities), `pairs_true` (labelled positions true in both).
 
     pos: (B, T, 2, C) bool; pairs: (B, T, C) bool; truth: (B, T, 2, C) bool; y: (B, C); valid: (B, T).
     """
     at = labelled_positions(y, valid)
     pos, truth = pos.bool() & at, truth.bool() & at
     pairs = pairs.bool() & at[:, :, 0]
+    both = truth.all(2)
     return {"selected": pos.sum((0, 1)), "correct": (pos & truth).sum((0, 1)), "true": truth.sum((0, 1)),
-            "pairs": pairs.sum((0, 1)), "pairs_correct": (pairs & truth.all(2)).sum((0, 1))}
+            "labelled": at.sum((0, 1)), "pairs": pairs.sum((0, 1)), "pairs_correct": (pairs & both).sum((0, 1)),
+            "pairs_true": both.sum((0, 1))}
 
 
 def _ratio(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -96,7 +99,8 @@ def _ratio(a: torch.Tensor, b: torch.Tensor) -> float:
 def selection_scores(counts: dict[str, torch.Tensor]) -> dict[str, float]:
     """Micro-averaged scores of `selection_counts`: per modality precision and recall of the
     pseudo positives and their F1, and the precision of the CMA pairs (NaN where nothing was
-    selected)."""
+    selected); beside them the base rates (`<m>_base_rate`, `pair_base_rate`: the share of the
+    labelled positions that are true, which is what selecting all of them would score)."""
     out = {}
     for m, name in enumerate(MODALITIES):
         sel, ok, true = counts["selected"][m].sum(), counts["correct"][m].sum(), counts["true"][m].sum()
@@ -104,6 +108,8 @@ def selection_scores(counts: dict[str, torch.Tensor]) -> dict[str, float]:
         out[f"{name}_precision"], out[f"{name}_recall"] = p, r
         out[f"{name}_f1"] = 2 * p * r / (p + r) if p + r > 0 else float("nan")
         out[f"{name}_selected"] = float(sel)
+        out[f"{name}_base_rate"] = _ratio(true, counts["labelled"][m].sum())
     out["pair_precision"] = _ratio(counts["pairs_correct"].sum(), counts["pairs"].sum())
     out["pairs"] = float(counts["pairs"].sum())
+    out["pair_base_rate"] = _ratio(counts["pairs_true"].sum(), counts["labelled"][0].sum())
     return out
