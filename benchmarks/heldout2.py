@@ -278,9 +278,8 @@ def chart(ds: str, results: dict, variants: list[str], seeds: list[int], rates: 
               for v in variants]
         axes[1].plot(range(len(variants)), ys, marker="o", linestyle="none", label=label)
     for k, label, style in (("audio_base_rate", "audio base rate", ":"), ("visual_base_rate", "visual base rate", "--"),
-                            ("pair_base_rate", "pairs base rate", "-.")):
-        if rates:
-            axes[1].axhline(statistics.mean(rates[s][k] for s in seeds), color="grey", linestyle=style, label=label)
+                            ("pair_base_rate", "pairs base rate", "-.")) if rates else ():
+        axes[1].axhline(statistics.mean(rates[s][k] for s in seeds), color="grey", linestyle=style, label=label)
     axes[1].set_xticks(range(len(variants)), variants, fontsize=8)
     axes[1].set_title("masks against the validation truth at the best step")
     axes[1].legend(fontsize=8)
